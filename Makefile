@@ -1,0 +1,28 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up the environment first.
+SHELL := /bin/bash
+RUN := scripts/run
+STAMP := .venv/.setup-stamp
+SETUP_INPUTS := requirements.txt requirements-ros.txt setup.py package.xml scripts/setup.sh \
+	$(wildcard emotion_msgs/msg/*.msg) emotion_msgs/CMakeLists.txt emotion_msgs/package.xml
+DEMO_ARGS ?=
+TEST_ARGS ?=
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
+	@scripts/setup.sh
+	@touch $@
+
+demo: setup
+	$(RUN) python -m emotion_recognition_ros.demo $(DEMO_ARGS)
+
+test: setup
+	$(RUN) python -m pytest $(TEST_ARGS)
+
+bench: setup
+	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf build install log .venv .pytest_cache

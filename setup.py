@@ -1,0 +1,34 @@
+"""ament_python package `emotion_recognition_ros` (the node) plus the offline `training` package."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "emotion_recognition_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "training", "training.*"]),
+    package_data={PACKAGE: ["models/*.safetensors", "models/*.json", "models/*.md"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="emotion_recognition_ros maintainers",
+    description="Facial-expression recognition with Grad-CAM explanations for ROS 2",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            f"emotion_node = {PACKAGE}.emotion_node:main",
+            f"image_source = {PACKAGE}.image_source_node:main",
+            f"bag_recorder = {PACKAGE}.bag_recorder:main",
+            f"evaluate_bag = {PACKAGE}.evaluate_bag:main",
+            f"emotion_demo = {PACKAGE}.demo:main",
+        ],
+    },
+)
