@@ -1,0 +1,67 @@
+"""Shared fixtures: every test run gets its own ROS domain, so parallel runs never cross-talk."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CKPLUS = SHARED / "data" / "ckplus48"
+PHOTOS = SHARED / "data" / "photos"
+
+
+def _isolated_domain_id() -> str:
+    # 0 is everyone's default; spread runs over 1..200 by process id (232 is the Fast DDS maximum).
+    return str(1 + os.getpid() % 200)
+
+
+# Set before any test imports rclpy, so every node in this run (and every child process it starts,
+# which inherits the environment) lives in the same private domain.
+os.environ.setdefault("ROS_DOMAIN_ID", _isolated_domain_id())
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh rclpy context for one test, shut down afterwards."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    if context.ok():
+        rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def executor(ros_context):
+    """A single-threaded executor bound to the test's context; nodes added to it are destroyed after."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    ex = SingleThreadedExecutor(context=ros_context)
+    yield ex
+    for node in list(ex.get_nodes()):
+        ex.remove_node(node)
+        node.destroy_node()
+    ex.shutdown()
+
+
+def spin_until(executor, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Spin `executor` until `predicate()` is true or `timeout` seconds pass; returns the predicate."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()
+
+
+def require_shared_data() -> None:
+    if not CKPLUS.is_dir():
+        pytest.fail(f"test data not found at {CKPLUS} (../shared beside the checkout)")
