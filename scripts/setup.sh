@@ -17,6 +17,7 @@ check_prerequisites() {
   for tool in "$PYTHON" cmake make gcc g++; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not installed. Install it (Debian/Ubuntu: apt-get install python3 python3-venv cmake make gcc g++) and run 'make setup' again."
   done
+  "$PYTHON" -c 'pass' >/dev/null 2>&1 || die "'$PYTHON' is not a working Python interpreter (set PYTHON=/path/to/python3.11)."
   "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || die "$PYTHON has no venv/ensurepip module (Debian/Ubuntu: apt-get install python3-venv)."
   if [ -z "${ROS_DISTRO:-}" ]; then
     # The ros-python-wheels (Kilted) are built for CPython 3.11 only.
