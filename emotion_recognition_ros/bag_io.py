@@ -1,0 +1,144 @@
+"""rosbag2 reading and writing with the `rosbags` library (no rosbag2 install needed).
+
+Bags written here carry every message definition, emotion_msgs included (registered from its .msg files),
+so `ros2 bag`, Foxglove and `rosbags` read them like bags from `ros2 bag record`. Reading goes through
+`AnyReader`: it takes the definitions from the bag and falls back to ours for bags without them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+STORAGES = ("mcap", "sqlite3")
+COMPRESSIONS = ("none", "zstd")
+EMOTION_TYPES = ("emotion_msgs/msg/Emotion", "emotion_msgs/msg/EmotionArray")
+REPO_MSG_DIR = Path(__file__).resolve().parents[1] / "emotion_msgs" / "msg"
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be read or written; the message names the bag and the problem."""
+
+
+def emotion_msg_dir() -> Path:
+    """emotion_msgs' .msg files: from the ament index (installed), else from this source tree."""
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        candidate = Path(prefix) / "share" / "emotion_msgs" / "msg"
+        if (candidate / "EmotionArray.msg").is_file():
+            return candidate
+    if (REPO_MSG_DIR / "EmotionArray.msg").is_file():
+        return REPO_MSG_DIR
+    raise BagError("emotion_msgs message definitions not found (source install/setup.bash, or run from the "
+                   "repository)")
+
+
+def typestore():
+    """A rosbags typestore of ROS 2 Kilted's standard messages plus emotion_msgs."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    msg_dir = emotion_msg_dir()
+    types: dict[str, Any] = {}
+    for name in EMOTION_TYPES:
+        types.update(get_types_from_msg((msg_dir / f"{name.rsplit('/', 1)[1]}.msg").read_text(), name))
+    store.register(types)
+    return store
+
+
+def open_writer(path: str | Path, storage: str = "mcap", compression: str = "none"):
+    """An open rosbags Writer for a new bag folder `path` (rosbag2 format 9). Refuses to overwrite."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
+
+    if storage not in STORAGES:
+        raise BagError(f"unknown bag storage '{storage}' (choose from {', '.join(STORAGES)})")
+    if compression not in COMPRESSIONS:
+        raise BagError(f"unknown bag compression '{compression}' (choose from {', '.join(COMPRESSIONS)})")
+    path = Path(path)
+    if path.exists():
+        raise BagError(f"{path}: already exists; choose another output path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    writer = Writer(path, version=9, storage_plugin=plugin)
+    if compression == "zstd":
+        # Per-message compression: ros2 bag and rosbags both read it, and a crash loses no finished message.
+        writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
+    writer.open()
+    return writer
+
+
+@dataclass
+class BagMessage:
+    topic: str
+    msgtype: str
+    recv_ns: int  # when the recorder received it (the bag's timestamp)
+    msg: Any
+
+
+@dataclass
+class BagSummary:
+    path: Path
+    topics: dict[str, tuple[str, int]] = field(default_factory=dict)  # topic -> (msgtype, count)
+    storage: str = ""
+    has_definitions: bool = False
+
+
+def _reader(path: Path):
+    from rosbags.highlevel import AnyReader
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such bag")
+    if path.is_file() and path.suffix in (".mcap", ".db3"):
+        # `ros2 bag` wants the folder; accept the storage file too, since users point at it.
+        path = path.parent
+    if not (path / "metadata.yaml").is_file():
+        raise BagError(f"{path}: not a rosbag2 folder (no metadata.yaml)")
+    try:
+        return AnyReader([path], default_typestore=typestore())
+    except Exception as exc:  # rosbags raises several types; the message is what the user needs
+        raise BagError(f"{path}: cannot open bag ({exc})") from exc
+
+
+def summarize(path: str | Path) -> BagSummary:
+    """Topics, types and counts, and whether the bag carries its message definitions."""
+    from rosbags.interfaces import MessageDefinitionFormat
+
+    reader = _reader(Path(path))
+    try:
+        with reader:
+            summary = BagSummary(Path(path))
+            for topic, info in reader.topics.items():
+                summary.topics[topic] = (info.msgtype or "", info.msgcount)
+            summary.has_definitions = bool(reader.connections) and all(
+                c.msgdef.format != MessageDefinitionFormat.NONE for c in reader.connections)
+            summary.storage = getattr(reader.readers[0], "storage_plugin", "") or ""
+            return summary
+    except BagError:
+        raise
+    except Exception as exc:
+        raise BagError(f"{path}: cannot read bag ({exc})") from exc
+
+
+def read_messages(path: str | Path, topics: Iterable[str]) -> Iterable[BagMessage]:
+    """Deserialised messages of `topics`, in bag-time order. Missing topics are simply absent."""
+    wanted = set(topics)
+    reader = _reader(Path(path))
+    try:
+        with reader:
+            connections = [c for c in reader.connections if c.topic in wanted]
+            if not connections:
+                return
+            for connection, recv_ns, raw in reader.messages(connections=connections):
+                yield BagMessage(connection.topic, connection.msgtype, recv_ns,
+                                 reader.deserialize(raw, connection.msgtype))
+    except BagError:
+        raise
+    except Exception as exc:
+        raise BagError(f"{path}: cannot read bag ({exc})") from exc
+
+
+def stamp_ns(header: Any) -> int:
+    """A std_msgs/Header's stamp in integer nanoseconds (works for rclpy and rosbags messages)."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

@@ -1,0 +1,209 @@
+"""`bag_recorder`: records topics to a rosbag2 (MCAP or sqlite3) with `rosbags`, for machines without
+rosbag2 (`ros2 bag record` does the same job where ROS 2 is installed).
+
+Subscriptions are raw (serialised CDR bytes go straight into the bag, nothing is deserialised), each topic
+is subscribed as soon as a publisher appears, with the publishers' reliability (a reliable subscription
+to a best-effort camera would receive nothing), and every message is stamped with its receive time, like
+`ros2 bag record`. The bag holds the message definitions, emotion_msgs included.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from .bag_io import COMPRESSIONS, STORAGES, BagError, open_writer, typestore
+
+DEFAULT_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/emotion", "/emotion/heatmap",
+                  "/emotion/annotated", "/diagnostics"]
+
+PARAMETERS = {
+    "output": ("", ParameterDescriptor(
+        description="Bag folder to create (must not exist). Empty = rosbag2_YYYY_MM_DD-HH_MM_SS here",
+        read_only=True)),
+    "storage": ("mcap", ParameterDescriptor(description="Storage plugin: mcap or sqlite3", read_only=True)),
+    "compression": ("none", ParameterDescriptor(
+        description="Per-message compression: none or zstd (smaller bags, more CPU)", read_only=True)),
+    "topics": (DEFAULT_TOPICS, ParameterDescriptor(
+        description="Topics to record; each is subscribed when a publisher appears", read_only=True)),
+    "all_topics": (False, ParameterDescriptor(description="Record every topic that appears (ignores topics)",
+                                              read_only=True)),
+    "max_duration": (0.0, ParameterDescriptor(
+        description="Stop after this many seconds (0 = until Ctrl-C)",
+        floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e7)])),
+    "discovery_period": (0.5, ParameterDescriptor(
+        description="Seconds between looks for new publishers",
+        floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0)], read_only=True)),
+}
+
+
+def message_class(type_name: str):
+    """'pkg/msg/Type' -> the generated Python class (rosidl_runtime_py is not in the PyPI wheels)."""
+    package, _, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def _offered_qos(infos) -> list:
+    """The publishers' QoS as rosbags records it, so `ros2 bag play` offers the same."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    zero = QosTime(0, 0)
+    profiles = []
+    for info in infos:
+        qos = info.qos_profile
+        profiles.append(Qos(
+            QosHistory.KEEP_ALL if qos.history == HistoryPolicy.KEEP_ALL else QosHistory.KEEP_LAST,
+            int(qos.depth),
+            QosReliability.RELIABLE if qos.reliability == ReliabilityPolicy.RELIABLE else QosReliability.BEST_EFFORT,
+            QosDurability.TRANSIENT_LOCAL if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+            else QosDurability.VOLATILE,
+            zero, zero, QosLiveliness.AUTOMATIC, zero, False))
+    return profiles
+
+
+class BagRecorder(Node):
+    """Writes every message of the chosen topics to one bag. `close()` finishes the bag (and is idempotent)."""
+
+    def __init__(self, *, context=None, parameter_overrides=None, node_name: str = "bag_recorder", **kwargs):
+        self.writer = None  # before anything can fail: rclpy destroys half-built nodes too
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [], **kwargs)
+        for name, (default, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, default, descriptor)
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if p["storage"] not in STORAGES:
+            raise ValueError(f"parameter storage must be one of {', '.join(STORAGES)}, got '{p['storage']}'")
+        if p["compression"] not in COMPRESSIONS:
+            raise ValueError(f"parameter compression must be one of {', '.join(COMPRESSIONS)}, "
+                             f"got '{p['compression']}'")
+        self.params = p
+        self.path = Path(p["output"] or datetime.now().strftime("rosbag2_%Y_%m_%d-%H_%M_%S"))
+        self.store = typestore()
+        self.writer = open_writer(self.path, p["storage"], p["compression"])
+        self.lock = threading.Lock()
+        self.connections: dict[str, object] = {}
+        self.counts: dict[str, int] = {}
+        self._skipped: set[str] = set()
+        self.started = time.monotonic()
+        self.done = False
+        self.discover()
+        self.timer = self.create_timer(p["discovery_period"], self._tick)
+        self.get_logger().info(f"recording to {self.path} ({p['storage']}, compression {p['compression']})")
+
+    def _wanted(self, topic: str) -> bool:
+        return self.params["all_topics"] or topic in self.params["topics"]
+
+    def discover(self) -> None:
+        """Subscribe to every wanted topic that now has a publisher and is not recorded yet."""
+        for topic, types in self.get_topic_names_and_types():
+            if topic in self.connections or topic in self._skipped or not self._wanted(topic):
+                continue
+            publishers = self.get_publishers_info_by_topic(topic)
+            if not publishers:
+                continue  # only subscribers so far; wait for someone to publish
+            self._subscribe(topic, types[0], publishers)
+
+    def _subscribe(self, topic: str, type_name: str, publishers) -> None:
+        try:
+            cls = message_class(type_name)
+            with self.lock:
+                connection = self.writer.add_connection(topic, type_name, typestore=self.store,
+                                                        offered_qos_profiles=_offered_qos(publishers))
+        except Exception as exc:  # a type this process cannot import, or that the typestore does not know
+            self.get_logger().warning(f"not recording {topic} ({type_name}): {exc}")
+            self._skipped.add(topic)
+            return
+        reliable = all(info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in publishers)
+        latched = all(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in publishers)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+        self.connections[topic] = connection
+        self.counts[topic] = 0
+        self.create_subscription(cls, topic, lambda data, t=topic: self._write(t, data), qos, raw=True)
+        self.get_logger().info(f"recording {topic} ({type_name}, {'reliable' if reliable else 'best effort'})")
+
+    def _write(self, topic: str, data: bytes) -> None:
+        now = self.get_clock().now().nanoseconds
+        with self.lock:
+            if self.writer is None:
+                return
+            self.writer.write(self.connections[topic], now, data)
+            self.counts[topic] += 1
+
+    def _tick(self) -> None:
+        limit = self.params["max_duration"]
+        if limit and time.monotonic() - self.started >= limit:
+            self.done = True
+            return
+        self.discover()
+
+    def close(self) -> Path:
+        """Finish the bag (writes its metadata.yaml); later messages are dropped."""
+        with self.lock:
+            writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()
+            counts = ", ".join(f"{t} {n}" for t, n in self.counts.items()) or "nothing"
+            self.get_logger().info(f"closed {self.path}: {counts}")
+        return self.path
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def ros_arguments(argv: list[str]) -> list[str]:
+    """Plain CLI flags (`bag_recorder -o out -s sqlite3 /topic ...`) plus any `--ros-args ...` -> ROS arguments."""
+    parser = argparse.ArgumentParser(prog="bag_recorder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("topics", nargs="*", help=f"topics to record (default: {' '.join(DEFAULT_TOPICS)})")
+    parser.add_argument("-o", "--output", help="bag folder to create (must not exist)")
+    parser.add_argument("-s", "--storage", choices=STORAGES, help="storage plugin (default mcap)")
+    parser.add_argument("--compression", choices=COMPRESSIONS, help="per-message compression (default none)")
+    parser.add_argument("-a", "--all", action="store_true", help="record every topic")
+    parser.add_argument("-d", "--max-duration", type=float, help="stop after this many seconds")
+    split = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    ns = parser.parse_args(argv[:split])
+    params = [f"topics:=[{','.join(repr(t) for t in ns.topics)}]"] if ns.topics else []
+    params += [f"{name}:={value}" for name, value in (
+        ("output", ns.output), ("storage", ns.storage), ("compression", ns.compression),
+        ("max_duration", None if ns.max_duration is None else float(ns.max_duration))) if value is not None]
+    params += ["all_topics:=true"] if ns.all else []
+    ros = argv[split:] or (["--ros-args"] if params else [])
+    return ros + [arg for param in params for arg in ("-p", param)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # `ros2 launch` and service managers stop nodes with SIGTERM: finish the bag then too.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    rclpy.init(args=["bag_recorder", *ros_arguments(argv)])
+    node = None
+    try:
+        node = BagRecorder()
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (BagError, ValueError, ParameterException) as exc:
+        print(f"bag_recorder: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

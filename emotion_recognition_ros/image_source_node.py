@@ -1,0 +1,211 @@
+"""`image_source`: publishes sensor_msgs/Image + CameraInfo from a video, an image folder, a camera or
+embedded synthetic scenes, for users without a camera driver (and for the demo and the tests).
+
+Frames are stamped with the node clock when they are taken from the source, like a camera driver
+does, so results can be matched to frames by header stamp. For synthetic scenes the node can also
+write the ground truth of each published frame (`ground_truth_file`) in the CSV format evaluate_bag reads.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from .ros_image import fill_image
+from .sources import Frame, FrameSource, SourceError, open_source, resize_frame
+
+GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
+
+
+def _describe(text: str, *, floats: tuple[float, float] | None = None,
+              ints: tuple[int, int] | None = None, read_only: bool = False) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=text, read_only=read_only)
+    if floats:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=floats[0], to_value=floats[1])]
+    if ints:
+        descriptor.integer_range = [IntegerRange(from_value=ints[0], to_value=ints[1], step=1)]
+    return descriptor
+
+
+# name -> (default, descriptor). Kept in one table so the launch-file test can check names against it.
+PARAMETERS = {
+    "source": ("synthetic", _describe(
+        "What to publish: a video file, an image folder or image file, a camera index or /dev/videoN, or "
+        "'synthetic' (CK+ scenes from ../shared/data when present, else scikit-image's astronaut), "
+        "'scenes' or 'astronaut'", read_only=True)),
+    "rate": (10.0, _describe("Frames per second to publish (0 = the video's own rate, else 10)",
+                             floats=(0.0, 240.0))),
+    "loop": (True, _describe("Start over at the end of a video or folder (synthetic sources never end)")),
+    "max_frames": (0, _describe("Stop after this many frames (0 = no limit)", ints=(0, 10_000_000))),
+    "frame_id": ("camera", _describe("header.frame_id of the images and camera info")),
+    "image_topic": ("/camera/image_raw", _describe("Topic for sensor_msgs/Image", read_only=True)),
+    "camera_info_topic": ("/camera/camera_info", _describe("Topic for sensor_msgs/CameraInfo", read_only=True)),
+    "encoding": ("bgr8", _describe("Image encoding: bgr8, rgb8 or mono8", read_only=True)),
+    "width": (0, _describe("Resize frames to this width (0 = keep; with height 0, keeps the aspect ratio)",
+                           ints=(0, 8192), read_only=True)),
+    "height": (0, _describe("Resize frames to this height (0 = keep)", ints=(0, 8192), read_only=True)),
+    "reliability": ("reliable", _describe("Publisher QoS reliability: reliable or best_effort", read_only=True)),
+    "qos_depth": (5, _describe("Publisher QoS history depth", ints=(1, 1000), read_only=True)),
+    "wait_for_subscribers": (0, _describe(
+        "Hold frames until this many subscriptions match the image topic (0 = start at once), so a "
+        "recording or a demo loses no first frames", ints=(0, 100))),
+    "seed": (0, _describe("Random seed of the synthetic scenes", ints=(0, 2**31 - 1), read_only=True)),
+    "faces_per_frame": (2, _describe("Faces per synthetic scene", ints=(1, 6), read_only=True)),
+    "hold_frames": (15, _describe("Frames each synthetic scene stays on screen", ints=(1, 100000),
+                                  read_only=True)),
+    "ground_truth_file": ("", _describe(
+        "Write the labelled faces of each published synthetic frame here (CSV: stamp_ns,x,y,w,h,label; "
+        "the format evaluate_bag --truth reads). Empty = don't", read_only=True)),
+}
+
+
+def camera_info_for(width: int, height: int, frame_id: str) -> CameraInfo:
+    """A nominal pinhole model (focal length = image width, about 53 degrees across) with no distortion:
+    sources without calibration still give consumers consistent geometry."""
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    info.width, info.height = width, height
+    fx = fy = float(width)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+class ImageSourceNode(Node):
+    """Publishes frames from a `FrameSource` at a fixed rate. `done` turns true when the source ends."""
+
+    def __init__(self, *, context=None, parameter_overrides=None, node_name: str = "image_source",
+                 source: FrameSource | None = None, **kwargs):
+        self._truth = None  # set before anything can fail, since rclpy destroys half-built nodes too
+        self.source = source
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [], **kwargs)
+        for name, (default, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, default, descriptor)
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if p["reliability"] not in ("reliable", "best_effort"):
+            raise ValueError(f"parameter reliability must be 'reliable' or 'best_effort', got '{p['reliability']}'")
+        if p["encoding"] not in ("bgr8", "rgb8", "mono8"):
+            raise ValueError(f"parameter encoding must be bgr8, rgb8 or mono8, got '{p['encoding']}'")
+        self.params = p
+        self.source = source or open_source(
+            p["source"], width=p["width"] or 640, height=p["height"] or 480, seed=p["seed"],
+            faces_per_frame=p["faces_per_frame"], hold_frames=p["hold_frames"],
+            warn=self.get_logger().warning)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=p["qos_depth"], durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if p["reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT)
+        self.image_pub = self.create_publisher(Image, p["image_topic"], qos)
+        self.info_pub = self.create_publisher(CameraInfo, p["camera_info_topic"], qos)
+        rate = p["rate"] or self.source.fps or 10.0
+        self.published = 0
+        self.done = False
+        self._truth = self._open_truth(p["ground_truth_file"])
+        self._info: CameraInfo | None = None
+        self._waiting_logged = False
+        self.timer = self.create_timer(1.0 / rate, self._tick)
+        self.get_logger().info(f"publishing {self.source.name} on {p['image_topic']} at {rate:g} fps "
+                               f"({p['reliability']}, {p['encoding']})")
+
+    def _open_truth(self, path: str):
+        if not path:
+            return None
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "w", newline="")
+        writer = csv.writer(handle)
+        writer.writerow(GROUND_TRUTH_HEADER)
+        return handle, writer
+
+    def _tick(self) -> None:
+        if self.done:
+            return
+        wanted = self.params["wait_for_subscribers"]
+        if wanted and self.published == 0 and self.image_pub.get_subscription_count() < wanted:
+            if not self._waiting_logged:
+                self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.params['image_topic']}")
+                self._waiting_logged = True
+            return
+        limit = self.params["max_frames"]
+        frame = self._next_frame() if not limit or self.published < limit else None
+        if frame is None:
+            self._finish()
+            return
+        self.publish(frame)
+
+    def _next_frame(self) -> Frame | None:
+        try:
+            frame = self.source.read()
+            if frame is None and self.params["loop"] and self.source.rewind():
+                frame = self.source.read()
+        except Exception as exc:  # a camera unplugged mid-run: say so, and stop cleanly
+            self.get_logger().error(f"{self.source.name}: reading a frame failed: {exc}")
+            return None
+        if frame is None:
+            return None
+        return resize_frame(frame, self.params["width"], self.params["height"])
+
+    def publish(self, frame: Frame) -> Image:
+        """Stamp `frame` with the current time and publish it with its camera info."""
+        msg = Image()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.params["frame_id"]
+        fill_image(msg, frame.image, self.params["encoding"])
+        if self._info is None or (self._info.width, self._info.height) != (msg.width, msg.height):
+            self._info = camera_info_for(msg.width, msg.height, self.params["frame_id"])
+        self._info.header.stamp = msg.header.stamp
+        self.image_pub.publish(msg)
+        self.info_pub.publish(self._info)
+        self.published += 1
+        if self._truth and frame.labels:
+            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            for (x, y, w, h), label in zip(frame.boxes, frame.labels):
+                self._truth[1].writerow([stamp_ns, x, y, w, h, label])
+            self._truth[0].flush()
+        return msg
+
+    def _finish(self) -> None:
+        self.done = True
+        self.timer.cancel()
+        self.get_logger().info(f"{self.source.name}: finished after {self.published} frame(s)")
+
+    def destroy_node(self) -> None:
+        if self._truth:
+            self._truth[0].close()
+            self._truth = None
+        if self.source is not None:
+            self.source.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ImageSourceNode()
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (SourceError, ValueError, ParameterException) as exc:
+        print(f"image_source: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
