@@ -101,6 +101,14 @@ def _reader(path: Path):
         raise BagError(f"{path}: cannot open bag ({exc})") from exc
 
 
+def _storage_of(path: Path) -> str:
+    folder = path.parent if path.is_file() else path
+    for line in (folder / "metadata.yaml").read_text().splitlines():
+        if line.strip().startswith("storage_identifier:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def summarize(path: str | Path) -> BagSummary:
     """Topics, types and counts, and whether the bag carries its message definitions."""
     from rosbags.interfaces import MessageDefinitionFormat
@@ -113,7 +121,7 @@ def summarize(path: str | Path) -> BagSummary:
                 summary.topics[topic] = (info.msgtype or "", info.msgcount)
             summary.has_definitions = bool(reader.connections) and all(
                 c.msgdef.format != MessageDefinitionFormat.NONE for c in reader.connections)
-            summary.storage = getattr(reader.readers[0], "storage_plugin", "") or ""
+            summary.storage = _storage_of(Path(path))
             return summary
     except BagError:
         raise
