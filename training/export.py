@@ -1,0 +1,81 @@
+"""Copy a trained model to its destination (e.g. the shipped default), optionally as ONNX too.
+
+    python -m training.export --model runs/final/model --out emotion_recognition_ros/models/default \
+        [--cv runs/cv_default/cv.json] [--card-extra notes.md] [--onnx default.onnx]
+
+The weights are re-saved as fp16 safetensors + JSON sidecar via model_io.save_model (never a pickle); a
+cross-validation summary, when given, goes into the metadata's metrics with its protocol, and a model card
+is written next to the weights (OUT.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from emotion_recognition_ros.model_io import ModelLoadError, ModelMetadata, load_model, save_model
+
+from .reports import model_card
+
+
+def cv_metrics(cv_json: str | Path) -> dict:
+    """The headline of a training.cv summary, in the metadata's metrics format."""
+    summary = json.loads(Path(cv_json).read_text())
+    return {"accuracy": summary["accuracy_mean"], "accuracy_std": summary["accuracy_std"],
+            "macro_f1": summary["pooled"]["macro_f1"], "n": summary["pooled"]["n"],
+            "protocol": summary["protocol"] + "; mean ± std over folds, macro-F1 pooled over all test faces"}
+
+
+def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path:
+    """ONNX graph with a dynamic batch axis; needs the optional `onnx` package."""
+    try:
+        import onnx  # noqa: F401  torch.onnx needs it to write the file
+    except ImportError as exc:
+        raise RuntimeError("ONNX export needs the optional packages onnx and onnxscript "
+                           "(pip install onnx onnxscript); they are not part of this environment") from exc
+    path = Path(path)
+    dummy = torch.zeros(1, meta.in_chans, meta.input_size, meta.input_size)
+    torch.onnx.export(model.cpu().eval(), (dummy,), str(path), input_names=["faces"], output_names=["logits"],
+                      dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}})
+    return path
+
+
+def export(model_path: str | Path, out: str | Path, cv_json: str | Path | None = None, card_extra: str = "",
+           onnx_path: str | Path | None = None) -> Path:
+    model, meta = load_model(model_path, "cpu")
+    if cv_json:
+        meta.metrics = {"subject_cv": cv_metrics(cv_json), **meta.metrics}
+    meta.weights_sha256 = ""
+    weights = save_model(model, meta, out)
+    model_card(meta, weights.with_suffix(".md"), card_extra)
+    if onnx_path:
+        export_onnx(model, meta, onnx_path)
+    return weights
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="trained model (stem, .safetensors or .json)")
+    parser.add_argument("--out", required=True, help="destination stem, e.g. emotion_recognition_ros/models/default")
+    parser.add_argument("--cv", default=None, help="training.cv summary (cv.json) to record in the metadata")
+    parser.add_argument("--card-extra", type=Path, default=None, help="markdown appended to the model card")
+    parser.add_argument("--onnx", default=None, help="also write an ONNX file here (needs onnx installed)")
+    args = parser.parse_args(argv)
+    try:
+        extra = args.card_extra.read_text() if args.card_extra else ""
+        weights = export(args.model, args.out, args.cv, extra, args.onnx)
+    except (ModelLoadError, RuntimeError, OSError, KeyError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {weights}, {weights.with_suffix('.json')} and {weights.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

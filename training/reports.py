@@ -1,0 +1,134 @@
+"""Per-run artefacts: metrics JSON, learning curves and confusion-matrix PNGs, and the model card."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on robots or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CKPLUS_LICENCE = (
+    "CK+ (Extended Cohn-Kanade) is licensed for non-commercial research use only; models trained on it inherit "
+    "that restriction. Cite: P. Lucey, J. F. Cohn, T. Kanade, J. Saragih, Z. Ambadar, I. Matthews, \"The Extended "
+    "Cohn-Kanade Dataset (CK+): A complete dataset for action unit and emotion-specified expression\", CVPR "
+    "Workshops 2010; and T. Kanade, J. F. Cohn, Y. Tian, \"Comprehensive database for facial expression "
+    "analysis\", IEEE FG 2000.")
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch (train on augmented data; val when present)."""
+    path = Path(path)
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train (augmented)")
+    ax_acc.plot(epochs, [r["train_acc"] for r in history], label="train (augmented)")
+    if history and "val_loss" in history[0]:
+        ax_loss.plot(epochs, [r["val_loss"] for r in history], label="validation")
+        ax_acc.plot(epochs, [r["val_acc"] for r in history], label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
+                   title: str = "") -> Path:
+    """Counts with row-normalised colour (recall per true class)."""
+    path = Path(path)
+    matrix = np.asarray(matrix)
+    rows = matrix.sum(1, keepdims=True).clip(min=1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    image = ax.imshow(matrix / rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] / rows[i, 0] > 0.5 else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(image, ax=ax, label="fraction of true class")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def model_card(meta, path: str | Path, extra: str = "") -> Path:
+    """Markdown model card from a ModelMetadata (training + metrics) plus optional free text."""
+    path = Path(path)
+    training = meta.training or {}
+    recipe = training.get("recipe", {})
+    lines = [f"# Model card: `{meta.architecture}` expression classifier", "",
+             f"- Model id: `{meta.model_id}`",
+             f"- Classes (output order): {', '.join(meta.class_names)}",
+             f"- Input: face crop -> gray -> {meta.source_size} px (INTER_AREA) -> {meta.input_size} px, copied to "
+             f"{meta.in_chans} channels, normalised with mean {meta.mean[0]} / std {meta.std[0]} "
+             "(`emotion_recognition_ros.preprocess.faces_to_batch`)",
+             f"- Expected face crop: {json.dumps(meta.face_crop)} (tight square face box, as in CK+48)", "",
+             "## Training data and protocol", "",
+             f"- Data: {training.get('data', 'unknown')}",
+             f"- Protocol: {training.get('protocol', 'unknown')}",
+             f"- Recipe: {json.dumps(recipe, sort_keys=True)}" if recipe else "- Recipe: unknown",
+             f"- Seed: {training.get('seed', '?')}, epochs run: {training.get('epochs_run', '?')}", "",
+             "## Metrics (each with the protocol that produced it)", ""]
+    if meta.metrics:
+        for name, value in meta.metrics.items():
+            if isinstance(value, dict) and "accuracy" in value:
+                spread = f" ± {_pct(value['accuracy_std'])}" if "accuracy_std" in value else ""
+                lines.append(f"- **{name}**: accuracy {_pct(value['accuracy'])}{spread}"
+                             + (f", macro-F1 {value['macro_f1']:.3f}" if "macro_f1" in value else "")
+                             + (f", n = {value['n']}" if "n" in value else "")
+                             + (f" — {value['protocol']}" if "protocol" in value else ""))
+            else:
+                lines.append(f"- {name}: {value}")
+    else:
+        lines.append("- none recorded")
+    lines += ["", "## Intended use", "",
+              "Research on human-robot interaction: a per-face estimate of six posed basic-emotion expressions "
+              "(plus Grad-CAM explanations) from a camera, as a signal to be checked, not a fact about a person's "
+              "inner state.", "",
+              "## Limitations", "",
+              "- Trained on CK+: posed, frontal, evenly lit lab expressions at their peak, from a small and "
+              "demographically narrow set of adults. Spontaneous, subtle, non-frontal, occluded or poorly lit faces "
+              "will score much lower; so may people unlike the CK+ subjects.",
+              "- No 'neutral' class: every face is forced into one of the six expressions; use the confidence.",
+              "- The random per-image split's score is inflated (frames of one person on both sides); the "
+              "subject-independent score is the one that predicts performance on new people.",
+              "- Not for decisions about individuals (hiring, policing, health, education).", "",
+              "## Licence of the training data", "", CKPLUS_LICENCE, ""]
+    if extra:
+        lines += [extra.rstrip(), ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
