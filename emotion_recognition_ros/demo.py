@@ -1,0 +1,300 @@
+"""`make demo`: the whole workflow on one machine, in one command, without a camera.
+
+Runs in one process (MultiThreadedExecutor, real DDS between the nodes): an image source (embedded synthetic
+scenes by default, or `--source` a video, an image folder or a camera), the emotion node with the shipped
+model, and the bag recorder. After `--duration` seconds it stops, evaluates its own bag with evaluate_bag
+(against the scenes' ground truth when the faces are synthetic), prints a summary and leaves under `--out`:
+the bag, annotated and heatmap frames, a contact sheet PNG, and the evaluation (report.json, PNGs).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+# Before rclpy loads: camera frames need Fast DDS's LARGE_DATA transports (the default UDP transport drops
+# most 640x480 frames), and a demo should not talk to other machines' ROS graphs. A user's own settings win.
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+DEFAULT_OUT = Path("demo_output")
+OUTPUTS = ("bag", "annotated", "heatmap", "eval", "truth.csv", "contact_sheet.png", "summary.txt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emotion_demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", default="synthetic",
+                        help="synthetic (default: CK+ scenes when ../shared/data exists, else scikit-image's "
+                             "astronaut) | astronaut | scenes | VIDEO | IMAGE_FOLDER | camera INDEX or /dev/videoN")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of frames to run (default 20)")
+    parser.add_argument("--rate", type=float, default=10.0, help="frames per second offered (default 10)")
+    parser.add_argument("--width", type=int, default=640, help="frame width (0 = the source's own)")
+    parser.add_argument("--height", type=int, default=480, help="frame height (0 = the source's own)")
+    parser.add_argument("--model", default="", help="model file (default: the shipped model)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default demo_output/)")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage")
+    parser.add_argument("--record-overlays", action="store_true",
+                        help="also record /emotion/annotated and /emotion/heatmap in the bag (3x its size)")
+    parser.add_argument("--save-every", type=int, default=5,
+                        help="save the annotated and heatmap image of every Nth result (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic scenes")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME:=VALUE",
+                        help="extra emotion_node parameter, e.g. --set publish_heatmap:=false (repeatable)")
+    return parser
+
+
+class Collector:
+    """Watches the node's outputs: saves annotated + heatmap frames of every Nth result and their captions."""
+
+    def __init__(self, node, out: Path, save_every: int, topics: dict[str, str]):
+        from emotion_msgs.msg import EmotionArray
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        self.node, self.out, self.save_every = node, out, max(1, save_every)
+        self.results = 0
+        self.first_stamp: int | None = None
+        self.last_result = time.monotonic()
+        self.last_stamp = 0
+        self.chosen: dict[int, str] = {}  # stamp -> caption
+        self.pending: OrderedDict[tuple[str, int], Any] = OrderedDict()  # images that came before their result
+        self.saved = {"annotated": [], "heatmap": []}
+        self.lock = threading.Lock()
+        for kind in self.saved:
+            (out / kind).mkdir(parents=True, exist_ok=True)
+        node.create_subscription(EmotionArray, topics["emotion"], self._on_result, qos_profile_sensor_data)
+        for kind in self.saved:
+            node.create_subscription(Image, topics[kind], lambda msg, k=kind: self._on_image(k, msg),
+                                     qos_profile_sensor_data)
+
+    @staticmethod
+    def _stamp(msg) -> int:
+        return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+    def _on_result(self, msg) -> None:
+        stamp = self._stamp(msg)
+        with self.lock:
+            self.results += 1
+            self.last_result, self.last_stamp = time.monotonic(), max(self.last_stamp, stamp)
+            self.first_stamp = stamp if self.first_stamp is None else self.first_stamp
+            if (self.results - 1) % self.save_every or not msg.emotions:
+                return
+            faces = "; ".join(f"#{e.face_id} {e.label} {e.confidence:.2f}" for e in msg.emotions[:3])
+            self.chosen[stamp] = f"t={(stamp - self.first_stamp) / 1e9:4.1f}s {faces}"
+            waiting = [key for key in self.pending if key[1] == stamp]
+            ready = [(key[0], self.pending.pop(key)) for key in waiting]
+        for kind, image in ready:
+            self._save(kind, stamp, image)
+
+    def _on_image(self, kind: str, msg) -> None:
+        stamp = self._stamp(msg)
+        with self.lock:
+            if stamp not in self.chosen:
+                # Keep a few: the image may arrive before the result that chooses it.
+                self.pending[(kind, stamp)] = msg
+                while len(self.pending) > 16:
+                    self.pending.popitem(last=False)
+                return
+        self._save(kind, stamp, msg)
+
+    def _save(self, kind: str, stamp: int, msg) -> None:
+        import cv2
+
+        from .ros_image import ImageDecodeError, image_to_bgr
+
+        try:
+            image = image_to_bgr(msg)
+        except ImageDecodeError as exc:
+            self.node.get_logger().warning(f"cannot save a {kind} frame: {exc}")
+            return
+        path = self.out / kind / f"{stamp}.jpg"
+        cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        with self.lock:
+            self.saved[kind].append(path)
+
+    def sheet_entries(self):
+        import cv2
+
+        from .contact_sheet import SheetEntry
+
+        entries = []
+        for path in sorted(self.saved["annotated"], key=lambda p: int(p.stem)):
+            heat = self.out / "heatmap" / path.name
+            entries.append(SheetEntry(cv2.imread(str(path)), cv2.imread(str(heat)) if heat.exists() else None,
+                                      self.chosen.get(int(path.stem), "")))
+        return entries
+
+
+def _parse_set(items: list[str]) -> list[Any]:
+    from rclpy.parameter import Parameter
+    import yaml
+
+    params = []
+    for item in items:
+        if ":=" not in item:
+            raise ValueError(f"--set expects NAME:=VALUE, got '{item}'")
+        name, value = item.split(":=", 1)
+        params.append(Parameter(name.strip(), value=yaml.safe_load(value)))
+    return params
+
+
+def emotion_node_overrides(args) -> list[Any]:
+    from rclpy.parameter import Parameter
+
+    params = [Parameter("device", value=args.device)]
+    if args.model:
+        params.append(Parameter("model", value=str(args.model)))
+    return params + _parse_set(args.set)
+
+
+def prepare_out(out: Path) -> None:
+    """Remove the previous demo's outputs (only those: the folder may hold other things)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def run(args) -> dict[str, Any]:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from .bag_recorder import BagRecorder
+    from .emotion_node import EmotionNode
+    from .image_source_node import ImageSourceNode
+    from .sources import SyntheticSource, open_source
+
+    out: Path = args.out
+    prepare_out(out)
+    source = open_source(args.source, width=args.width or 640, height=args.height or 480, seed=args.seed)
+    synthetic = isinstance(source, SyntheticSource)
+    topics = {"camera": "/camera/image_raw", "info": "/camera/camera_info", "emotion": "/emotion",
+              "annotated": "/emotion/annotated", "heatmap": "/emotion/heatmap"}
+    record = [topics["camera"], topics["info"], topics["emotion"], "/diagnostics"]
+    if args.record_overlays:
+        record += [topics["annotated"], topics["heatmap"]]
+
+    context = Context()
+    rclpy.init(context=context, args=[])
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    nodes = []
+    try:
+        emotion = EmotionNode(context=context, parameter_overrides=emotion_node_overrides(args))
+        nodes.append(emotion)
+        recorder = BagRecorder(context=context, parameter_overrides=[
+            Parameter("output", value=str(out / "bag")), Parameter("storage", value=args.storage),
+            Parameter("topics", value=record), Parameter("discovery_period", value=0.2)])
+        nodes.append(recorder)
+        watcher = Node("demo_watcher", context=context)
+        nodes.append(watcher)
+        collector = Collector(watcher, out, args.save_every, topics)
+        camera = ImageSourceNode(context=context, source=source, parameter_overrides=[
+            Parameter("rate", value=float(args.rate)), Parameter("width", value=args.width),
+            Parameter("height", value=args.height), Parameter("loop", value=True),
+            Parameter("wait_for_subscribers", value=2),  # the emotion node and the recorder
+            Parameter("ground_truth_file", value=str(out / "truth.csv") if synthetic else "")])
+        nodes.append(camera)
+        for node in nodes:
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        started = _wait(lambda: camera.published > 0, 30.0)
+        if not started:
+            raise RuntimeError("the camera found no subscribers within 30 s (is the emotion node running?)")
+        t0 = time.monotonic()
+        print(f"demo: running {args.duration:g} s of {source.name} at {args.rate:g} fps ...", flush=True)
+        _wait(lambda: camera.done or time.monotonic() - t0 >= args.duration, args.duration + 5)
+        camera.timer.cancel()
+        camera.done = True
+        wall = time.monotonic() - t0
+        # Let the node finish the frames it has: until the last frame's result arrived or results stop.
+        last_frame = camera.published
+        _wait(lambda: time.monotonic() - collector.last_result > 1.5, 10.0)
+        recorder.close()
+    finally:
+        executor.shutdown(timeout_sec=2)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return {"collector": collector, "published": last_frame, "wall_s": wall, "source": source.name,
+            "synthetic": synthetic, "bag": out / "bag", "emotion_node": type(emotion).__name__}
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _size_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def summarize_run(args, info: dict[str, Any]) -> str:
+    from .contact_sheet import make_contact_sheet
+    from .evaluate_bag import evaluate, format_summary
+
+    out: Path = args.out
+    truth = out / "truth.csv" if info["synthetic"] and (out / "truth.csv").is_file() else None
+    report = evaluate(info["bag"], truth=truth, out=out / "eval")
+    collector: Collector = info["collector"]
+    entries = collector.sheet_entries()
+    lat = report["latency_ms"]
+    title = (f"emotion_recognition_ros demo: {report['paired_results']} results at {report['processed_fps']:.1f} fps, "
+             f"latency p50 {lat['p50']:.0f} ms")
+    sheet = make_contact_sheet(entries, out / "contact_sheet.png", title=title) if entries else None
+    lines = [
+        f"emotion_recognition_ros demo: {info['wall_s']:.1f} s of {info['source']}, "
+        f"{info['published']} frames published",
+        format_summary(report),
+        f"bag: {info['bag']} ({_size_mb(info['bag']):.0f} MB, {args.storage}); annotated frames: "
+        f"{len(collector.saved['annotated'])} in {out / 'annotated'}; heatmap frames: "
+        f"{len(collector.saved['heatmap'])} in {out / 'heatmap'}",
+        f"contact sheet: {sheet}" if sheet else "contact sheet: none (the node published no annotated frames)",
+        f"evaluate again: scripts/run evaluate_bag {info['bag']}" + (f" --truth {truth}" if truth else ""),
+    ]
+    text = "\n".join(lines)
+    (out / "summary.txt").write_text(text + "\n")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.duration <= 0 or args.rate <= 0:
+        print("emotion_demo: --duration and --rate must be positive", file=sys.stderr)
+        return 2
+    from .bag_io import BagError
+    from .evaluate_bag import EvaluationError
+    from .model_io import ModelLoadError
+    from .sources import SourceError
+
+    try:
+        info = run(args)
+        print(summarize_run(args, info))
+    except (SourceError, ModelLoadError, BagError, EvaluationError, ValueError, RuntimeError) as exc:
+        print(f"emotion_demo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emotion_demo: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
