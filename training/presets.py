@@ -16,7 +16,7 @@ STUDY = Recipe(
 # noisy early stopping on ~70-image validation folds (so the final model can train on all data for the same
 # number of epochs), label smoothing, and flip test-time augmentation.
 DEFAULT = Recipe(
-    input_size=96, epochs=20, batch_size=32, lr=1e-3, optimizer="adam", schedule="cosine", warmup_epochs=1,
+    input_size=96, epochs=15, batch_size=32, lr=1e-3, optimizer="adam", schedule="cosine", warmup_epochs=1,
     early_stopping=0, select="last", drop_rate=0.5, label_smoothing=0.1, tta_flip=True,
     augment=AugmentConfig(rotation=15, zoom=0.15, shear=0.15, shift=0.05, flip=True, brightness=(0.6, 1.2)),
 )
