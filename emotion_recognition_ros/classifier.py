@@ -1,0 +1,105 @@
+"""The expression classifier: loads a safetensors+JSON model once, batches all faces of a frame.
+
+Preprocessing is `preprocess.py`'s (the same code training evaluation uses); only the final
+normalisation runs on the model's device, so on CUDA the tensor math happens on the GPU in fp16.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import model_io
+from .preprocess import normalize, resize_like_training, to_gray
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> a usable torch.device. 'auto' falls back to CPU (with a
+    warning) when CUDA is missing; an explicit CUDA device that does not exist is an error."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda:0")
+        log.warning("device 'auto': CUDA is not available, running on the CPU")
+        return torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        try:
+            device = torch.device(spec)
+        except RuntimeError as exc:
+            raise ValueError(f"bad device '{spec}' (use auto, cpu, cuda or cuda:N)") from exc
+        if not torch.cuda.is_available():
+            raise ValueError(f"device '{spec}' requested but CUDA is not available (use 'auto' or 'cpu')")
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device '{spec}': only {torch.cuda.device_count()} CUDA device(s) present")
+        return torch.device("cuda", index)
+    raise ValueError(f"bad device '{spec}' (use auto, cpu, cuda or cuda:N)")
+
+
+def validate_device_spec(spec: str) -> str | None:
+    """None if `spec` is syntactically a device name, else the reason (no CUDA probing)."""
+    spec = (spec or "").strip().lower()
+    if spec in ("auto", "cpu", "cuda"):
+        return None
+    if spec.startswith("cuda:") and spec[5:].isdigit():
+        return None
+    return f"bad device '{spec}' (use auto, cpu, cuda or cuda:N)"
+
+
+class Classifier:
+    """Face crops -> class probabilities. fp16 on CUDA, fp32 on the CPU."""
+
+    def __init__(self, model_path: str | Path | None = None, device: str = "auto", warmup: bool = True):
+        self.device = resolve_device(device)
+        model, self.meta = model_io.load_model(model_path or None, "cpu")
+        if self.device.type == "cuda":
+            try:
+                model = model.to(self.device).half()
+            except RuntimeError as exc:  # driver/out-of-memory trouble: keep serving on the CPU
+                if str(device).strip().lower() != "auto":
+                    raise
+                log.warning("CUDA failed (%s); falling back to the CPU", exc)
+                self.device = torch.device("cpu")
+        self.model = model.eval()
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.class_names = list(self.meta.class_names)
+        if warmup:
+            self.warmup()
+
+    @property
+    def model_id(self) -> str:
+        return self.meta.model_id
+
+    def warmup(self) -> None:
+        """One dummy inference so the first real frame does not pay for lazy initialisation."""
+        dummy = np.zeros((self.meta.input_size, self.meta.input_size), np.uint8)
+        self.predict(self.to_batch([dummy]))
+
+    def to_gray_batch(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, S, S) uint8: each crop gray and resized exactly as in training."""
+        if not crops:
+            return np.empty((0, self.meta.input_size, self.meta.input_size), np.uint8)
+        return np.stack([resize_like_training(to_gray(c), self.meta) for c in crops])
+
+    def to_batch(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
+        """Network input (N, C, S, S) on the model's device and dtype."""
+        grays = torch.from_numpy(self.to_gray_batch(crops)).to(self.device, non_blocking=True)
+        return normalize(grays, self.meta).to(self.dtype)
+
+    @torch.inference_mode()
+    def predict(self, batch: torch.Tensor) -> np.ndarray:
+        """(N, K) float32 softmax probabilities."""
+        if batch.shape[0] == 0:
+            return np.empty((0, len(self.class_names)), np.float32)
+        logits = self.model(batch)
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return self.predict(self.to_batch(crops))

@@ -1,0 +1,100 @@
+"""Node health figures for /diagnostics: rate, latency percentiles, drops, faces; and frame-loss detection.
+
+ROS-free bookkeeping (the node turns `NodeStats.snapshot()` into a DiagnosticArray), so it can be tested
+and reused without a running node.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+TRANSPORT_ADVICE = ("camera frames seem to be lost before they reach this node; with Fast DDS set "
+                    "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the camera AND this node (or use "
+                    "config/fastdds_large_data.xml via FASTDDS_DEFAULT_PROFILES_FILE); see docs/node.md")
+
+
+class StampGapMonitor:
+    """Estimates frames lost upstream from gaps in header stamps (cameras publish at a steady rate).
+
+    A gap longer than `factor` times the median recent period counts as round(gap / period) - 1 lost frames.
+    """
+
+    def __init__(self, factor: float = 2.5, history: int = 30):
+        self.factor = factor
+        self._periods: deque[float] = deque(maxlen=history)
+        self._last: float | None = None
+        self.lost = 0
+
+    def update(self, stamp_s: float) -> int:
+        """Feed one received frame's stamp (seconds); returns the frames thought lost just before it."""
+        lost = 0
+        if self._last is not None:
+            gap = stamp_s - self._last
+            if gap <= 0:  # stream restarted, bag looped or stamps not set: start over
+                self._periods.clear()
+            else:
+                if len(self._periods) >= 5:
+                    period = float(np.median(self._periods))
+                    if gap > self.factor * period:
+                        lost = int(round(gap / period)) - 1
+                self._periods.append(gap)
+        self._last = stamp_s
+        self.lost += lost
+        return lost
+
+
+class NodeStats:
+    """Thread-safe counters the worker updates per frame and the diagnostics timer reads."""
+
+    def __init__(self, window: int = 300):
+        self._lock = threading.Lock()
+        self._done: deque[float] = deque(maxlen=window)  # monotonic publish times
+        self._latency: deque[float] = deque(maxlen=window)  # receive -> publish, seconds
+        self._stage: dict[str, deque[float]] = {}
+        self.received = 0
+        self.processed = 0
+        self.dropped = 0  # replaced in the latest-frame slot before the worker got to them
+        self.rejected = 0  # bad messages (conversion errors)
+        self.failed = 0  # pipeline errors
+        self.lost_upstream = 0  # estimated from stamp gaps
+        self.faces = 0
+        self.heatmaps = 0
+
+    def frame_done(self, latency: float, faces: int, timings: dict[str, float]) -> None:
+        with self._lock:
+            self.processed += 1
+            self.faces = faces
+            self._done.append(time.monotonic())
+            self._latency.append(latency)
+            for stage, seconds in timings.items():
+                self._stage.setdefault(stage, deque(maxlen=self._latency.maxlen)).append(seconds)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            now = time.monotonic()
+            recent = [t for t in self._done if now - t <= 5.0]
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+            lat = np.array(self._latency) * 1000.0
+            out = {
+                "fps": fps,
+                "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else 0.0,
+                "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else 0.0,
+                "frames_received": self.received,
+                "frames_processed": self.processed,
+                "frames_dropped": self.dropped,
+                "frames_rejected": self.rejected,
+                "frames_failed": self.failed,
+                "frames_lost_upstream": self.lost_upstream,
+                "faces": self.faces,
+                "heatmaps_published": self.heatmaps,
+            }
+            for stage, values in self._stage.items():
+                out[f"{stage}_ms_p50"] = float(np.median(values)) * 1000.0 if values else 0.0
+            return out

@@ -1,0 +1,93 @@
+"""Stable face ids across frames: greedy IoU matching with confirm/drop thresholds.
+
+Faces move little between camera frames, so overlap is a reliable cue and needs no appearance model.
+A track is reported once it has been matched `confirm_hits` times and dropped after `max_misses`
+consecutive frames without a match (detections may blink for a frame or two).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .detectors import Detection
+
+Box = tuple[float, float, float, float]
+
+
+def iou(a: Box, b: Box) -> float:
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    track_id: int
+    detection: Detection
+    hits: int = 1  # frames with a matching detection
+    age: int = 1  # frames since the track started (detected or carried)
+    misses: int = 0  # consecutive detection rounds without a match
+    updated: bool = True  # matched in the latest detection round
+
+
+class IouTracker:
+    def __init__(self, iou_threshold: float = 0.3, confirm_hits: int = 1, max_misses: int = 5):
+        self.iou_threshold = iou_threshold
+        self.confirm_hits = confirm_hits
+        self.max_misses = max_misses
+        self.tracks: list[Track] = []
+        self._next_id = 1
+        self.dropped_ids: list[int] = []  # ids dropped by the latest update, for per-track state cleanup
+
+    def reset(self) -> None:
+        self.tracks.clear()
+        self._next_id = 1
+
+    def update(self, detections: Sequence[Detection]) -> list[Track]:
+        """Match a detection round to the tracks; returns the confirmed tracks, matched ones first."""
+        self.dropped_ids = []
+        pairs = sorted(((iou(t.detection.box, d.box), ti, di) for ti, t in enumerate(self.tracks)
+                        for di, d in enumerate(detections)), reverse=True)
+        used_t, used_d = set(), set()
+        for overlap, ti, di in pairs:
+            if overlap < self.iou_threshold:
+                break
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            track = self.tracks[ti]
+            track.detection = detections[di]
+            track.hits += 1
+            track.age += 1
+            track.misses = 0
+            track.updated = True
+        kept = []
+        for ti, track in enumerate(self.tracks):
+            if ti not in used_t:
+                track.misses += 1
+                track.age += 1
+                track.updated = False
+                if track.misses > self.max_misses:
+                    self.dropped_ids.append(track.track_id)
+                    continue
+            kept.append(track)
+        for di, det in enumerate(detections):
+            if di not in used_d:
+                kept.append(Track(self._next_id, det))
+                self._next_id += 1
+        self.tracks = kept
+        return self.confirmed()
+
+    def carry(self) -> list[Track]:
+        """A frame without detection (detect_every_n > 1): every track keeps its latest box."""
+        for track in self.tracks:
+            track.age += 1
+        return self.confirmed()
+
+    def confirmed(self) -> list[Track]:
+        return [t for t in self.tracks if t.hits >= self.confirm_hits and t.misses == 0]
