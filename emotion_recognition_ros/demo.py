@@ -150,7 +150,7 @@ def emotion_node_overrides(args) -> list[Any]:
 
     params = [Parameter("device", value=args.device)]
     if args.model:
-        params.append(Parameter("model", value=str(args.model)))
+        params.append(Parameter("model_path", value=str(args.model)))
     return params + _parse_set(args.set)
 
 

@@ -43,7 +43,7 @@ def generate_launch_description() -> LaunchDescription:
             LaunchConfiguration("params_file"),
             {
                 "image_topic": LaunchConfiguration("camera_topic"),
-                "model": LaunchConfiguration("model"),
+                "model_path": LaunchConfiguration("model"),
                 "device": LaunchConfiguration("device"),
                 "publish_heatmap": ParameterValue(LaunchConfiguration("heatmaps"), value_type=bool),
             },
