@@ -55,6 +55,7 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "track_iou": (0.3, "minimum box overlap (IoU) to continue a track", (0.05, 0.95), False),
     "track_confirm_hits": (1, "detections before a track is published", (1, 30), False),
     "track_max_misses": (5, "detection rounds a track survives without a match", (0, 300), False),
+    "publish_heatmap": (True, "publish Grad-CAM heatmaps (computed only while someone subscribes)", None, False),
     "heatmap_rate_hz": (2.0, "most Grad-CAM heatmaps per second (0 = never)", (0.0, 60.0), False),
     "image_topic": ("/camera/image_raw", "sensor_msgs/Image input topic", None, True),
     "compressed_topic": ("", "optional sensor_msgs/CompressedImage input topic (empty = off)", None, True),
@@ -113,6 +114,7 @@ class EmotionNode(Node):
         self._gaps = StampGapMonitor()
         self.max_image_size = p["max_image_size"]
         self.heatmap_rate_hz = p["heatmap_rate_hz"]
+        self.publish_heatmap = p["publish_heatmap"]
 
         config = PipelineConfig(model_path=p["model_path"], device=p["device"], detector=p["detector"],
                                 mtcnn_thresholds=tuple(p["mtcnn_thresholds"]),
@@ -179,6 +181,8 @@ class EmotionNode(Node):
                 changes["mtcnn_thresholds"] = tuple(prm.value)
             elif prm.name == "heatmap_rate_hz":
                 self.heatmap_rate_hz = prm.value
+            elif prm.name == "publish_heatmap":
+                self.publish_heatmap = prm.value
             elif prm.name == "max_image_size":
                 self.max_image_size = prm.value
         if changes:
@@ -239,7 +243,7 @@ class EmotionNode(Node):
         if self.annotated_pub.get_subscription_count() > 0:
             annotated = draw_annotations(frame, result.faces, self.pipeline.class_names)
             self.annotated_pub.publish(bgr_to_image_msg(annotated, msg.header))
-        if self.heatmap_rate_hz > 0 and self.heatmap_pub.get_subscription_count() > 0:
+        if self.publish_heatmap and self.heatmap_rate_hz > 0 and self.heatmap_pub.get_subscription_count() > 0:
             with self._heat_lock:
                 self._heat_job = (msg.header, frame, result)
                 self._heat_lock.notify()
