@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Collector:
-    """Watches the node's outputs: saves annotated + heatmap frames of every Nth result and their captions."""
+    """Watches the node's outputs: counts results, keeps their captions, and saves every heatmap (the node
+    makes them at `heatmap_rate_hz`), the annotated frame of each heatmap, and every Nth annotated frame."""
 
     def __init__(self, node, out: Path, save_every: int, topics: dict[str, str]):
         from emotion_msgs.msg import EmotionArray
@@ -60,19 +61,19 @@ class Collector:
 
         self.node, self.out, self.save_every = node, out, max(1, save_every)
         self.results = 0
+        self.annotated_seen = 0
         self.first_stamp: int | None = None
         self.last_result = time.monotonic()
-        self.last_stamp = 0
-        self.chosen: dict[int, str] = {}  # stamp -> caption
-        self.pending: OrderedDict[tuple[str, int], Any] = OrderedDict()  # images that came before their result
-        self.saved = {"annotated": [], "heatmap": []}
+        self.captions: dict[int, str] = {}
+        self.recent: OrderedDict[int, Any] = OrderedDict()  # annotated frames not saved (yet)
+        self.heat_stamps: set[int] = set()
+        self.saved: dict[str, dict[int, Path]] = {"annotated": {}, "heatmap": {}}
         self.lock = threading.Lock()
         for kind in self.saved:
             (out / kind).mkdir(parents=True, exist_ok=True)
         node.create_subscription(EmotionArray, topics["emotion"], self._on_result, qos_profile_sensor_data)
-        for kind in self.saved:
-            node.create_subscription(Image, topics[kind], lambda msg, k=kind: self._on_image(k, msg),
-                                     qos_profile_sensor_data)
+        node.create_subscription(Image, topics["annotated"], self._on_annotated, qos_profile_sensor_data)
+        node.create_subscription(Image, topics["heatmap"], self._on_heatmap, qos_profile_sensor_data)
 
     @staticmethod
     def _stamp(msg) -> int:
@@ -80,29 +81,34 @@ class Collector:
 
     def _on_result(self, msg) -> None:
         stamp = self._stamp(msg)
+        faces = "; ".join(f"#{e.face_id} {e.label} {e.confidence:.2f}" for e in msg.emotions[:3]) or "no face"
         with self.lock:
             self.results += 1
-            self.last_result, self.last_stamp = time.monotonic(), max(self.last_stamp, stamp)
-            self.first_stamp = stamp if self.first_stamp is None else self.first_stamp
-            if (self.results - 1) % self.save_every or not msg.emotions:
-                return
-            faces = "; ".join(f"#{e.face_id} {e.label} {e.confidence:.2f}" for e in msg.emotions[:3])
-            self.chosen[stamp] = f"t={(stamp - self.first_stamp) / 1e9:4.1f}s {faces}"
-            waiting = [key for key in self.pending if key[1] == stamp]
-            ready = [(key[0], self.pending.pop(key)) for key in waiting]
-        for kind, image in ready:
-            self._save(kind, stamp, image)
+            self.last_result = time.monotonic()
+            self.first_stamp = stamp if self.first_stamp is None else min(self.first_stamp, stamp)
+            self.captions[stamp] = faces
 
-    def _on_image(self, kind: str, msg) -> None:
+    def _on_annotated(self, msg) -> None:
         stamp = self._stamp(msg)
         with self.lock:
-            if stamp not in self.chosen:
-                # Keep a few: the image may arrive before the result that chooses it.
-                self.pending[(kind, stamp)] = msg
-                while len(self.pending) > 16:
-                    self.pending.popitem(last=False)
+            self.annotated_seen += 1
+            keep = stamp in self.heat_stamps or (self.annotated_seen - 1) % self.save_every == 0
+            if not keep:
+                # Its heatmap may still come (Grad-CAM runs after the result): hold the last few.
+                self.recent[stamp] = msg
+                while len(self.recent) > 32:
+                    self.recent.popitem(last=False)
                 return
-        self._save(kind, stamp, msg)
+        self._save("annotated", stamp, msg)
+
+    def _on_heatmap(self, msg) -> None:
+        stamp = self._stamp(msg)
+        with self.lock:
+            self.heat_stamps.add(stamp)
+            annotated = self.recent.pop(stamp, None)
+        self._save("heatmap", stamp, msg)
+        if annotated is not None:
+            self._save("annotated", stamp, annotated)
 
     def _save(self, kind: str, stamp: int, msg) -> None:
         import cv2
@@ -117,19 +123,20 @@ class Collector:
         path = self.out / kind / f"{stamp}.jpg"
         cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         with self.lock:
-            self.saved[kind].append(path)
+            self.saved[kind][stamp] = path
 
-    def sheet_entries(self):
+    def sheet_entries(self, wanted: int = 8):
+        """Annotated frames with their heatmap (annotated-only ones if too few have one), with captions."""
         import cv2
 
         from .contact_sheet import SheetEntry
 
-        entries = []
-        for path in sorted(self.saved["annotated"], key=lambda p: int(p.stem)):
-            heat = self.out / "heatmap" / path.name
-            entries.append(SheetEntry(cv2.imread(str(path)), cv2.imread(str(heat)) if heat.exists() else None,
-                                      self.chosen.get(int(path.stem), "")))
-        return entries
+        annotated, heat = self.saved["annotated"], self.saved["heatmap"]
+        paired = sorted(s for s in annotated if s in heat)
+        stamps = paired if len(paired) >= min(wanted, len(annotated)) else sorted(annotated)
+        first = self.first_stamp or (stamps[0] if stamps else 0)
+        return [SheetEntry(cv2.imread(str(annotated[s])), cv2.imread(str(heat[s])) if s in heat else None,
+                           f"t={(s - first) / 1e9:4.1f}s  {self.captions.get(s, '')}") for s in stamps]
 
 
 def _parse_set(items: list[str]) -> list[Any]:
@@ -264,7 +271,7 @@ def summarize_run(args, info: dict[str, Any]) -> str:
         f"{info['published']} frames published",
         format_summary(report),
         f"bag: {info['bag']} ({_size_mb(info['bag']):.0f} MB, {args.storage}); annotated frames: "
-        f"{len(collector.saved['annotated'])} in {out / 'annotated'}; heatmap frames: "
+        f"{len(collector.saved['annotated'])} in {out / 'annotated'}; heatmaps: "
         f"{len(collector.saved['heatmap'])} in {out / 'heatmap'}",
         f"contact sheet: {sheet}" if sheet else "contact sheet: none (the node published no annotated frames)",
         f"evaluate again: scripts/run evaluate_bag {info['bag']}" + (f" --truth {truth}" if truth else ""),
