@@ -130,7 +130,12 @@ class EmotionPipeline:
         """The square region the classifier should see: detector calibration, then the model's own
         training margin plus the user's extra margin."""
         margin = float(self.classifier.meta.face_crop.get("margin", 0.0)) + self.config.face_margin
-        return square_box(*self.detector.box_adjust.apply(detection.box), margin)
+        x, y, side, _ = square_box(*self.detector.box_adjust.apply(detection.box), margin)
+        # Snap to whole pixels with equal sides, so the crop is exactly square and its published ROI
+        # names exactly the pixels the classifier saw.
+        whole = max(1, round(side))
+        x0, y0 = round(x + (side - whole) / 2.0), round(y + (side - whole) / 2.0)
+        return float(x0), float(y0), float(whole), float(whole)
 
     def process(self, frame: np.ndarray, explain: bool = False) -> PipelineResult:
         """One uint8 BGR frame -> faces with ids, boxes, raw and smoothed probabilities (+ Grad-CAM)."""
