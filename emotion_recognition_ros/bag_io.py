@@ -7,6 +7,8 @@ so `ros2 bag`, Foxglove and `rosbags` read them like bags from `ros2 bag record`
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -150,3 +152,68 @@ def read_messages(path: str | Path, topics: Iterable[str]) -> Iterable[BagMessag
 def stamp_ns(header: Any) -> int:
     """A std_msgs/Header's stamp in integer nanoseconds (works for rclpy and rosbags messages)."""
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class ThreadedBagWriter:
+    """A bag writer that owns one thread: rosbags' sqlite3 storage may only be used from the thread that
+    opened it, while ROS callbacks run on executor threads. Callers enqueue; the thread opens, writes and
+    closes. Disk stalls then delay the queue, not the callbacks (up to `max_queue` messages)."""
+
+    def __init__(self, path: str | Path, storage: str = "mcap", compression: str = "none", max_queue: int = 2000):
+        import queue
+
+        self.path = Path(path)
+        self.store = typestore()
+        self.error: Exception | None = None
+        self._queue: "queue.Queue" = queue.Queue(maxsize=max_queue)
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(storage, compression), name="bag_writer",
+                                        daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self, storage: str, compression: str) -> None:
+        try:
+            writer = open_writer(self.path, storage, compression)
+        except Exception as exc:
+            self.error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        while (item := self._queue.get()) is not None:
+            try:
+                if item[0] == "connection":
+                    _, topic, msgtype, qos, reply = item
+                    reply.append(writer.add_connection(topic, msgtype, typestore=self.store,
+                                                       offered_qos_profiles=qos))
+                else:
+                    _, connection, timestamp, data = item
+                    writer.write(connection, timestamp, data)
+            except Exception as exc:  # reported by the next call, never lost silently
+                self.error = exc
+                if item[0] == "connection":
+                    item[-1].append(exc)
+        writer.close()
+
+    def add_connection(self, topic: str, msgtype: str, offered_qos_profiles=()):
+        """Register a topic (blocks until the writer thread did it); raises what rosbags raised."""
+        reply: list = []
+        self._queue.put(("connection", topic, msgtype, list(offered_qos_profiles), reply))
+        while not reply and self._thread.is_alive():
+            time.sleep(0.001)
+        if not reply:
+            raise BagError(f"{self.path}: the bag writer stopped")
+        if isinstance(reply[0], Exception):
+            raise reply[0]
+        return reply[0]
+
+    def write(self, connection, timestamp_ns: int, data: bytes) -> None:
+        self._queue.put(("message", connection, timestamp_ns, data))
+
+    def close(self) -> None:
+        """Write the remaining messages and the metadata; idempotent."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()

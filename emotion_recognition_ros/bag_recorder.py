@@ -23,7 +23,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from .bag_io import COMPRESSIONS, STORAGES, BagError, open_writer, typestore
+from .bag_io import COMPRESSIONS, STORAGES, BagError, ThreadedBagWriter
 
 DEFAULT_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/emotion", "/emotion/heatmap",
                   "/emotion/annotated", "/diagnostics"]
@@ -77,6 +77,7 @@ class BagRecorder(Node):
 
     def __init__(self, *, context=None, parameter_overrides=None, node_name: str = "bag_recorder", **kwargs):
         self.writer = None  # before anything can fail: rclpy destroys half-built nodes too
+        self.lock = threading.Lock()
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [], **kwargs)
         for name, (default, descriptor) in PARAMETERS.items():
             self.declare_parameter(name, default, descriptor)
@@ -88,12 +89,11 @@ class BagRecorder(Node):
                              f"got '{p['compression']}'")
         self.params = p
         self.path = Path(p["output"] or datetime.now().strftime("rosbag2_%Y_%m_%d-%H_%M_%S"))
-        self.store = typestore()
-        self.writer = open_writer(self.path, p["storage"], p["compression"])
-        self.lock = threading.Lock()
+        self.writer = ThreadedBagWriter(self.path, p["storage"], p["compression"])
         self.connections: dict[str, object] = {}
         self.counts: dict[str, int] = {}
         self._skipped: set[str] = set()
+        self._error_logged = False
         self.started = time.monotonic()
         self.done = False
         self.discover()
@@ -116,9 +116,7 @@ class BagRecorder(Node):
     def _subscribe(self, topic: str, type_name: str, publishers) -> None:
         try:
             cls = message_class(type_name)
-            with self.lock:
-                connection = self.writer.add_connection(topic, type_name, typestore=self.store,
-                                                        offered_qos_profiles=_offered_qos(publishers))
+            connection = self.writer.add_connection(topic, type_name, _offered_qos(publishers))
         except Exception as exc:  # a type this process cannot import, or that the typestore does not know
             self.get_logger().warning(f"not recording {topic} ({type_name}): {exc}")
             self._skipped.add(topic)
@@ -142,6 +140,9 @@ class BagRecorder(Node):
             self.counts[topic] += 1
 
     def _tick(self) -> None:
+        if self.writer is not None and self.writer.error is not None and not self._error_logged:
+            self.get_logger().error(f"writing {self.path} failed: {self.writer.error}")
+            self._error_logged = True
         limit = self.params["max_duration"]
         if limit and time.monotonic() - self.started >= limit:
             self.done = True
