@@ -20,7 +20,9 @@ from pathlib import Path
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from .bag_io import COMPRESSIONS, STORAGES, BagError, ThreadedBagWriter
@@ -184,11 +186,18 @@ def ros_arguments(argv: list[str]) -> list[str]:
     return ros + [arg for param in params for arg in ("-p", param)]
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # `ros2 launch` and service managers stop nodes with SIGTERM: finish the bag then too.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    rclpy.init(args=["bag_recorder", *ros_arguments(argv)])
+    # Ctrl-C, `ros2 launch` and service managers (SIGTERM) all end with a finished bag. Installed explicitly:
+    # a recorder started in the background inherits an ignored SIGINT otherwise.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    # We handle SIGINT ourselves (as KeyboardInterrupt), so the bag is closed while the context still works.
+    rclpy.init(args=["bag_recorder", *ros_arguments(argv)], signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = BagRecorder()
@@ -197,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     except (BagError, ValueError, ParameterException) as exc:
         print(f"bag_recorder: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C or `ros2 launch` stopping us: finish cleanly (the bag gets its metadata)
     finally:
         if node is not None:
             node.destroy_node()

@@ -14,6 +14,7 @@ from pathlib import Path
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -197,8 +198,8 @@ def main(args: list[str] | None = None) -> int:
     except (SourceError, ValueError, ParameterException) as exc:
         print(f"image_source: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C or `ros2 launch` stopping us: finish cleanly (the bag gets its metadata)
     finally:
         if node is not None:
             node.destroy_node()

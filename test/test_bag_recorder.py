@@ -104,3 +104,35 @@ def test_cli_flags_and_bad_input(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("bag_recorder: ") and problem in err, err
+
+
+def test_cli_process_finishes_the_bag_on_ctrl_c(ros_context, executor, tmp_path):
+    """The console script in its own process, stopped like a user stops it: the bag must be complete."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rclpy.parameter import Parameter
+
+    from emotion_recognition_ros.bag_io import summarize
+    from emotion_recognition_ros.image_source_node import ImageSourceNode
+
+    bag = tmp_path / "cli_bag"
+    proc = subprocess.Popen([sys.executable, "-m", "emotion_recognition_ros.bag_recorder", "-o", str(bag),
+                             "-s", "sqlite3", "/camera/image_raw"], stderr=subprocess.PIPE, text=True)
+    try:
+        source = ImageSourceNode(context=ros_context, parameter_overrides=[
+            Parameter("source", value="astronaut"), Parameter("rate", value=20.0), Parameter("max_frames", value=6),
+            Parameter("width", value=160), Parameter("height", value=120), Parameter("wait_for_subscribers", value=1)])
+        executor.add_node(source)
+        assert spin_until(executor, lambda: source.done, timeout=30)
+        time.sleep(0.5)  # the last frame in flight
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "closed" in err
+    assert summarize(bag).topics == {"/camera/image_raw": ("sensor_msgs/msg/Image", 6)}
