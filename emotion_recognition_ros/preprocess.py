@@ -75,9 +75,12 @@ def crop_face(frame: np.ndarray, box: tuple[float, float, float, float], margin:
         raise ValueError(f"degenerate face box {box}")
     fh, fw = frame.shape[:2]
     pad = (max(0, -y0), max(0, y1 - fh), max(0, -x0), max(0, x1 - fw))
-    crop = frame[max(0, y0):min(fh, y1), max(0, x0):min(fw, x1)]
+    # Clip both ends to the frame: a negative end would wrap around as a Python slice index.
+    crop = frame[min(max(0, y0), fh):min(max(0, y1), fh), min(max(0, x0), fw):min(max(0, x1), fw)]
     if crop.size == 0:
         raise ValueError(f"face box {box} lies outside the {fw}x{fh} frame")
     if any(pad):
         crop = cv2.copyMakeBorder(crop, *pad, borderType=cv2.BORDER_REPLICATE)
+        if frame.ndim == 3 and crop.ndim == 2:  # OpenCV drops a single channel axis: keep the frame's layout
+            crop = crop[:, :, None]
     return crop
