@@ -33,9 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="synthetic (default: CK+ scenes when ../shared/data exists, else scikit-image's "
                              "astronaut) | astronaut | scenes | VIDEO | IMAGE_FOLDER | camera INDEX or /dev/videoN")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of frames to run (default 20)")
-    parser.add_argument("--rate", type=float, default=10.0, help="frames per second offered (default 10)")
-    parser.add_argument("--width", type=int, default=640, help="frame width (0 = the source's own)")
-    parser.add_argument("--height", type=int, default=480, help="frame height (0 = the source's own)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="frames per second offered (default: a video's own rate, else 10)")
+    parser.add_argument("--width", type=int, default=640,
+                        help="frame width (default 640; 0 with --height 0 = the source's own size)")
+    parser.add_argument("--height", type=int, default=0,
+                        help="frame height (default 0: from the width, keeping the aspect ratio; synthetic: 480)")
     parser.add_argument("--model", default="", help="model file (default: the shipped model)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default demo_output/)")
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-every", type=int, default=5,
                         help="save the annotated and heatmap image of every Nth result (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic scenes")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
     parser.add_argument("--set", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra emotion_node parameter, e.g. --set publish_heatmap:=false (repeatable)")
     return parser
@@ -188,6 +192,7 @@ def run(args) -> dict[str, Any]:
     prepare_out(out)
     source = open_source(args.source, width=args.width or 640, height=args.height or 480, seed=args.seed)
     synthetic = isinstance(source, SyntheticSource)
+    rate = float(args.rate or source.fps or 10.0)
     topics = {"camera": "/camera/image_raw", "info": "/camera/camera_info", "emotion": "/emotion",
               "annotated": "/emotion/annotated", "heatmap": "/emotion/heatmap"}
     record = [topics["camera"], topics["info"], topics["emotion"], "/diagnostics"]
@@ -209,7 +214,7 @@ def run(args) -> dict[str, Any]:
         nodes.append(watcher)
         collector = Collector(watcher, out, args.save_every, topics)
         camera = ImageSourceNode(context=context, source=source, parameter_overrides=[
-            Parameter("rate", value=float(args.rate)), Parameter("width", value=args.width),
+            Parameter("rate", value=rate), Parameter("width", value=args.width),
             Parameter("height", value=args.height), Parameter("loop", value=True),
             Parameter("wait_for_subscribers", value=2),  # the emotion node and the recorder
             Parameter("ground_truth_file", value=str(out / "truth.csv") if synthetic else "")])
@@ -222,13 +227,12 @@ def run(args) -> dict[str, Any]:
         if not started:
             raise RuntimeError("the camera found no subscribers within 30 s (is the emotion node running?)")
         t0 = time.monotonic()
-        print(f"demo: running {args.duration:g} s of {source.name} at {args.rate:g} fps ...", flush=True)
+        print(f"demo: running {args.duration:g} s of {source.name} at {rate:g} fps ...", flush=True)
         _wait(lambda: camera.done or time.monotonic() - t0 >= args.duration, args.duration + 5)
         camera.timer.cancel()
         camera.done = True
         wall = time.monotonic() - t0
-        # Let the node finish the frames it has: until the last frame's result arrived or results stop.
-        last_frame = camera.published
+        # Let the node finish the frames it has: until results stop coming.
         _wait(lambda: time.monotonic() - collector.last_result > 1.5, 10.0)
         recorder.close()
     finally:
@@ -236,7 +240,7 @@ def run(args) -> dict[str, Any]:
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=context)
-    return {"collector": collector, "published": last_frame, "wall_s": wall, "source": source.name,
+    return {"collector": collector, "published": camera.published, "wall_s": wall, "source": source.name,
             "synthetic": synthetic, "bag": out / "bag", "emotion_node": type(emotion).__name__}
 
 
@@ -283,8 +287,8 @@ def summarize_run(args, info: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.duration <= 0 or args.rate <= 0:
-        print("emotion_demo: --duration and --rate must be positive", file=sys.stderr)
+    if args.duration <= 0 or args.rate < 0:
+        print("emotion_demo: --duration must be positive and --rate not negative", file=sys.stderr)
         return 2
     from .bag_io import BagError
     from .evaluate_bag import EvaluationError
@@ -295,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         info = run(args)
         print(summarize_run(args, info))
     except (SourceError, ModelLoadError, BagError, EvaluationError, ValueError, RuntimeError) as exc:
+        if args.debug:
+            raise
         print(f"emotion_demo: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
