@@ -59,19 +59,28 @@ class Classifier:
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", warmup: bool = True):
         self.device = resolve_device(device)
         model, self.meta = model_io.load_model(model_path or None, "cpu")
+        self.class_names = list(self.meta.class_names)
         if self.device.type == "cuda":
             try:
-                model = model.to(self.device).half()
-            except RuntimeError as exc:  # driver/out-of-memory trouble: keep serving on the CPU
+                self._use(model, self.device)
+                self.warmup()  # a broken driver, unsupported GPU or full memory shows up here, at start-up
+            except RuntimeError as exc:
                 if str(device).strip().lower() != "auto":
                     raise
                 log.warning("CUDA failed (%s); falling back to the CPU", exc)
-                self.device = torch.device("cpu")
-        self.model = model.eval()
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        self.class_names = list(self.meta.class_names)
-        if warmup:
-            self.warmup()
+                self._use(model, torch.device("cpu"))
+                if warmup:
+                    self.warmup()
+        else:
+            self._use(model, self.device)
+            if warmup:
+                self.warmup()
+
+    def _use(self, model: torch.nn.Module, device: torch.device) -> None:
+        """Put the model on `device`: fp16 on CUDA (tensor cores, half the memory), fp32 on the CPU."""
+        self.device = device
+        self.dtype = torch.float16 if device.type == "cuda" else torch.float32
+        self.model = model.to(device=device, dtype=self.dtype).eval()
 
     @property
     def model_id(self) -> str:
