@@ -54,3 +54,12 @@ def test_demo_rejects_bad_source_with_one_line(tmp_path, capsys):
     assert main(["--source", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"emotion_demo: {tmp_path / 'clip.mp4'}: not a readable video (unknown format or corrupt file)"
+
+
+def test_demo_reports_a_missing_model_in_one_line(tmp_path, capsys):
+    from emotion_recognition_ros.demo import main
+
+    missing = tmp_path / "nope.safetensors"
+    assert main(["--model", str(missing), "--device", "cpu", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"emotion_demo: {tmp_path / 'nope.json'}: model metadata file not found"
