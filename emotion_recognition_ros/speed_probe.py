@@ -86,6 +86,10 @@ def probe_dds(args) -> dict:
         answers[key] = (time.monotonic(), len(msg.emotions))
 
     node.create_subscription(EmotionArray, "/emotion", on_result, 100)
+    diagnostics: list = []
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     pub = node.create_publisher(Image, "/camera/image_raw", QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
     msgs = [bgr_to_image_msg(s.frame) for s in _scenes(args.faces, 10, args.width, args.height)]
@@ -111,7 +115,7 @@ def probe_dds(args) -> dict:
                 i += 1
                 next_t += period
             rclpy.spin_once(node, timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
-        end = time.monotonic() + 1.0
+        end = time.monotonic() + 1.5  # the last answers and one more /diagnostics message
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.01)
     finally:
@@ -127,6 +131,8 @@ def probe_dds(args) -> dict:
     return {"offered_fps": args.rate, "seconds": args.seconds, "sent": len(sent), "answered": len(answers),
             "answered_fps": round(len(answers) / args.seconds, 1), "dropped": len(sent) - len(answers),
             "latency_ms": _ms(latencies) if latencies else None, "mean_faces": float(np.mean(faces)) if faces else 0,
+            "node_diagnostics": ({kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+                                 if diagnostics else None),
             "node_params": args.param, "transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(default)")}
 
 
