@@ -43,7 +43,8 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[
             PathJoinSubstitution([share, "config", "image_source.yaml"]),
             {
-                "source": LaunchConfiguration("source"),
+                # value_type=str: a camera index like 0 must stay the string the node declares.
+                "source": ParameterValue(LaunchConfiguration("source"), value_type=str),
                 "rate": ParameterValue(LaunchConfiguration("rate"), value_type=float),
             },
         ],

@@ -42,9 +42,10 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[
             LaunchConfiguration("params_file"),
             {
-                "image_topic": LaunchConfiguration("camera_topic"),
-                "model_path": LaunchConfiguration("model"),
-                "device": LaunchConfiguration("device"),
+                # value_type=str: launch would otherwise read "" or "0" as YAML (null, an int).
+                "image_topic": ParameterValue(LaunchConfiguration("camera_topic"), value_type=str),
+                "model_path": ParameterValue(LaunchConfiguration("model"), value_type=str),
+                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                 "publish_heatmap": ParameterValue(LaunchConfiguration("heatmaps"), value_type=bool),
             },
         ],
