@@ -1,0 +1,74 @@
+"""Benchmark frames: labelled CK+ faces pasted on textured backgrounds (`scenes.make_scene`), per frame size
+and face count. Deterministic: the same arguments give the same frames, so ours and the peer see the same
+pixels and two runs of the bench compare.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from emotion_recognition_ros.scenes import DEFAULT_CKPLUS, LabelledFace, Scene, load_faces, make_scene
+
+SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
+FACE_COUNTS = (0, 1, 4)
+FACE_SIZE = (100, 180)  # pixels per pasted face: a person 1-2 m from a VGA camera
+
+
+@dataclass
+class FrameSet:
+    size: str  # "WxH"
+    faces: int  # faces per frame
+    scenes: list[Scene]
+
+    @property
+    def key(self) -> str:
+        return f"{self.size}/{self.faces}f"
+
+    @property
+    def width(self) -> int:
+        return self.scenes[0].frame.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.scenes[0].frame.shape[0]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480); ValueError naming the bad text otherwise."""
+    if text in SIZES:
+        return SIZES[text]
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"bad frame size '{text}' (expected WIDTHxHEIGHT, e.g. 640x480)") from None
+    if not (64 <= w <= 8192 and 64 <= h <= 8192):
+        raise ValueError(f"frame size '{text}' out of range (64..8192 per side)")
+    return w, h
+
+
+def build_frame_sets(sizes: Sequence[str], face_counts: Sequence[int], frames_per_set: int,
+                     root: Path | str = DEFAULT_CKPLUS, seed: int = 0,
+                     faces: list[LabelledFace] | None = None) -> list[FrameSet]:
+    """One FrameSet per (size, face count), each of `frames_per_set` distinct scenes.
+
+    Faces are drawn without replacement from the whole CK+ pool (shuffled once by `seed`), cycling when a
+    run needs more faces than the pool holds, so accuracy is measured over many subjects and all classes.
+    """
+    pool = faces if faces is not None else load_faces(root)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pool))
+    cursor = 0
+    sets = []
+    for size in sizes:
+        width, height = parse_size(size)
+        for count in face_counts:
+            scenes = []
+            for i in range(frames_per_set):
+                chosen = [pool[order[(cursor + k) % len(pool)]] for k in range(count)]
+                cursor += count
+                scenes.append(make_scene(chosen, width, height, FACE_SIZE, rng=seed * 100_003 + i * 7919 + count))
+            sets.append(FrameSet(f"{width}x{height}", count, scenes))
+    return sets
