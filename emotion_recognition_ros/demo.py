@@ -123,11 +123,11 @@ class Collector:
     def _save(self, kind: str, stamp: int, msg) -> None:
         import cv2
 
-        from .ros_image import ImageDecodeError, image_to_bgr
+        from .image_conversion import ImageConversionError, image_msg_to_bgr
 
         try:
-            image = image_to_bgr(msg)
-        except ImageDecodeError as exc:
+            image = image_msg_to_bgr(msg)
+        except ImageConversionError as exc:
             self.node.get_logger().warning(f"cannot save a {kind} frame: {exc}")
             return
         path = self.out / kind / f"{stamp}.jpg"

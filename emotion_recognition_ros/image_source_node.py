@@ -19,7 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from .ros_image import fill_image
+from .image_conversion import bgr_to_image_msg
 from .sources import Frame, FrameSource, SourceError, open_source, resize_frame
 
 GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
@@ -157,10 +157,9 @@ class ImageSourceNode(Node):
 
     def publish(self, frame: Frame) -> Image:
         """Stamp `frame` with the current time and publish it with its camera info."""
-        msg = Image()
+        msg = bgr_to_image_msg(frame.image, encoding=self.params["encoding"])
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.params["frame_id"]
-        fill_image(msg, frame.image, self.params["encoding"])
         if self._info is None or (self._info.width, self._info.height) != (msg.width, msg.height):
             self._info = camera_info_for(msg.width, msg.height, self.params["frame_id"])
         self._info.header.stamp = msg.header.stamp

@@ -29,10 +29,9 @@ def write_labelled_bag(path: Path, storage: str, n_frames: int = 12, drop: set[i
     Faces in frames listed in `wrong` get the next class's label. Returns the ground truth rows."""
     import rclpy.serialization
     from emotion_msgs.msg import Emotion, EmotionArray
-    from sensor_msgs.msg import Image
 
     from emotion_recognition_ros.bag_io import open_writer, typestore
-    from emotion_recognition_ros.ros_image import fill_image
+    from emotion_recognition_ros.image_conversion import bgr_to_image_msg
     from emotion_recognition_ros.sources import SyntheticSource
 
     require_shared_data()
@@ -45,7 +44,7 @@ def write_labelled_bag(path: Path, storage: str, n_frames: int = 12, drop: set[i
     for i in range(n_frames):
         frame = source.read()
         stamp = BASE_NS + i * PERIOD_NS
-        image = fill_image(Image(), frame.image)
+        image = bgr_to_image_msg(frame.image)
         image.header.stamp.sec, image.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         image.header.frame_id = "camera"
         writer.write(image_conn, stamp + 5_000_000, rclpy.serialization.serialize_message(image))

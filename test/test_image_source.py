@@ -100,7 +100,7 @@ def test_node_publishes_stamped_frames_and_camera_info(ros_context, executor, tm
     from sensor_msgs.msg import CameraInfo, Image
 
     from emotion_recognition_ros.image_source_node import ImageSourceNode
-    from emotion_recognition_ros.ros_image import image_to_bgr
+    from emotion_recognition_ros.image_conversion import image_msg_to_bgr
 
     require_shared_data()
     truth_file = tmp_path / "truth.csv"
@@ -121,7 +121,7 @@ def test_node_publishes_stamped_frames_and_camera_info(ros_context, executor, tm
     assert {m.header.frame_id for m in images} == {"cam_optical"} and images[0].encoding == "rgb8"
     assert [i.header.stamp for i in infos] == [m.header.stamp for m in images]
     assert (infos[0].width, infos[0].height) == (320, 240) and infos[0].k[0] == 320.0
-    assert image_to_bgr(images[0]).shape == (240, 320, 3)
+    assert image_msg_to_bgr(images[0]).shape == (240, 320, 3)
     source.destroy_node()  # closes the ground-truth file
     executor.remove_node(source)
     with open(truth_file) as handle:
