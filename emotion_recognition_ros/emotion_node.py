@@ -47,6 +47,8 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "mtcnn_thresholds": ([0.6, 0.7, 0.7], "MTCNN P/R/O-Net stage thresholds", None, False),
     "min_face_size": (40, "smallest face to detect, pixels (full-frame scale)", (12, 4096), False),
     "detect_scale": (1.0, "run the detector on the frame scaled by this (faster, loses small faces)", (0.1, 1.0), False),
+    "detect_async": (True, "while faces are tracked, detect in a background thread and classify every frame at "
+                     "once (uses a second core; boxes lag the detector by a few frames)", None, False),
     "detect_every_n": (1, "run the detector on every Nth frame, keep tracked boxes in between", (1, 30), False),
     "face_margin": (0.0, "extra crop margin per side, fraction of the face side, on top of the model's",
                     (-0.3, 1.0), False),
@@ -70,7 +72,7 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "max_image_size": (8192, "largest accepted image side, pixels", (16, 65535), False),
     "diagnostics_rate_hz": (1.0, "rate of /diagnostics messages", (0.1, 10.0), True),
 }
-CONFIG_KEYS = {"min_face_size", "detection_threshold", "detect_scale", "detect_every_n", "face_margin",
+CONFIG_KEYS = {"min_face_size", "detection_threshold", "detect_scale", "detect_every_n", "detect_async", "face_margin",
                "max_faces", "smoothing", "track_iou", "track_confirm_hits", "track_max_misses"}
 LOG_REPEAT_S = 10.0  # the same problem is logged at most once per this many seconds
 
@@ -319,6 +321,7 @@ class EmotionNode(Node):
         for thread in (self._worker, self._heat_worker):
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=5.0)
+        self.pipeline.close()
         super().destroy_node()
 
 

@@ -6,6 +6,7 @@ re-run the model offline on the same pixels.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class PipelineConfig:
     mtcnn_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     detect_scale: float = 1.0  # run the detector on the frame scaled by this
     detect_every_n: int = 1  # detect on every Nth frame, carry tracked boxes in between
+    detect_async: bool = False  # while faces are tracked, detect in a background thread (see async_detector)
     face_margin: float = 0.0  # extra margin (fraction of the side) on top of the model's training crop
     max_faces: int = 10
     smoothing: float = 0.5  # EMA weight of the past; 0 = off
@@ -89,6 +91,7 @@ class EmotionPipeline:
         self.tracker = IouTracker(c.track_iou, c.track_confirm_hits, c.track_max_misses)
         self.smoother = EmaSmoother(c.smoothing)
         self._explainer = None
+        self._background = None
         self.frame_index = 0
 
     @staticmethod
@@ -114,7 +117,9 @@ class EmotionPipeline:
             setattr(self.config, key, value)
         c = self.config
         if hasattr(self.detector, "configure"):
-            self.detector.configure(**{k: v for k, v in self._detector_options(c, False).items() if k != "cuda"})
+            busy = self._background._use if self._background is not None else contextlib.nullcontext()
+            with busy:  # never change the detector under a running background detection
+                self.detector.configure(**{k: v for k, v in self._detector_options(c, False).items() if k != "cuda"})
         self.smoother.alpha = c.smoothing
         self.tracker.iou_threshold = c.track_iou
         self.tracker.confirm_hits = c.track_confirm_hits
@@ -125,6 +130,8 @@ class EmotionPipeline:
         self.tracker.reset()
         self.smoother.reset()
         self.frame_index = 0
+        if self._background is not None:
+            self._background.poll()  # a detection still running belongs to the old stream: drop it
 
     def crop_box(self, detection: Detection) -> tuple[float, float, float, float]:
         """The square region the classifier should see: detector calibration, then the model's own
@@ -143,11 +150,11 @@ class EmotionPipeline:
             raise ValueError(f"expected a non-empty uint8 BGR HxWx3 frame, got {frame.dtype} {frame.shape}")
         result = PipelineResult()
         t = time.perf_counter()
-        result.detected = self.frame_index % max(1, self.config.detect_every_n) == 0
+        detections = self._detect(frame)
         self.frame_index += 1
-        if result.detected:
-            detections = self.detector.detect(frame)[: self.config.max_faces]
-            tracks = self.tracker.update(detections)
+        result.detected = detections is not None
+        if detections is not None:
+            tracks = self.tracker.update(detections[: self.config.max_faces])
             self.smoother.forget(self.tracker.dropped_ids)
         else:
             tracks = self.tracker.carry()
@@ -176,6 +183,28 @@ class EmotionPipeline:
             result.heatmaps = self.explain(result)
             result.timings["gradcam"] = time.perf_counter() - t
         return result
+
+    def _detect(self, frame: np.ndarray) -> list[Detection] | None:
+        """This frame's detections, or None when the tracked boxes are carried over instead."""
+        if not self.config.detect_async:
+            if self.frame_index % max(1, self.config.detect_every_n) == 0:
+                return self.detector.detect(frame)
+            return None
+        if self._background is None:
+            from .async_detector import BackgroundDetector
+
+            self._background = BackgroundDetector(self.detector)
+        if not self.tracker.tracks:  # nothing to carry: waiting costs nothing extra, there is nothing to classify
+            return self._background.detect_now(frame)
+        finished = self._background.poll()
+        self._background.offer(frame)
+        return finished
+
+    def close(self) -> None:
+        """Stop the background detector thread, if any."""
+        if self._background is not None:
+            self._background.close()
+            self._background = None
 
     def explain(self, result: PipelineResult) -> np.ndarray:
         """Grad-CAM maps (N, S, S) for a result's faces, for the class each face is labelled with."""

@@ -38,7 +38,10 @@ class Rig:
         self.context = Context()
         rclpy.init(context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
-        self.node = EmotionNode(context=self.context, parameter_overrides={"device": "cpu", **(overrides or {})},
+        # Synchronous detection: every frame's faces come from that frame, so answers are deterministic.
+        # (The background detection mode is tested in test_pipeline.py and by test_async_detection_over_dds.)
+        defaults = {"device": "cpu"} if cli_args else {"device": "cpu", "detect_async": False}
+        self.node = EmotionNode(context=self.context, parameter_overrides={**defaults, **(overrides or {})},
                                 cli_args=cli_args)
         self.peer = rclpy.create_node("test_peer", context=self.context)
         self.results: list = []
@@ -381,3 +384,21 @@ def test_console_script_exits_with_a_clear_message_on_a_missing_model(tmp_path):
                           timeout=120, env=env, cwd=REPO)
     assert proc.returncode == 1, proc.stderr
     assert "cannot start" in proc.stderr and "absent.json: model metadata file not found" in proc.stderr
+
+
+def test_async_detection_over_dds(faces):
+    """The default mode: first frame detected synchronously, later ones classified on tracked boxes while the
+    detector runs in the background; ids stay stable and fresh detections keep arriving."""
+    rig = Rig({"detect_async": True})
+    try:
+        assert rig.node.get_parameter("detect_async").value is True
+        scene = make_scene(faces[600:602], face_size=(90, 140), rng=13)
+        outs = [rig.send(rig.image(scene.frame)) for _ in range(12)]
+        assert all(len(o.emotions) == 2 for o in outs)
+        assert {tuple(sorted(e.face_id for e in o.emotions)) for o in outs} == {(1, 2)}
+        assert max(e.track_age for e in outs[-1].emotions) == 12
+        for e in outs[-1].emotions:
+            roi = (e.roi.x_offset, e.roi.y_offset, e.roi.width, e.roi.height)
+            assert max(iou(roi, box) for box in scene.boxes) > 0.7
+    finally:
+        rig.close()
