@@ -25,9 +25,9 @@ from .sources import Frame, FrameSource, SourceError, open_source, resize_frame
 GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
 
 
-def _describe(text: str, *, floats: tuple[float, float] | None = None,
-              ints: tuple[int, int] | None = None, read_only: bool = False) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=read_only)
+def _describe(text: str, *, floats: tuple[float, float] | None = None, ints: tuple[int, int] | None = None,
+              read_only: bool = False, dynamic_typing: bool = False) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=text, read_only=read_only, dynamic_typing=dynamic_typing)
     if floats:
         descriptor.floating_point_range = [FloatingPointRange(from_value=floats[0], to_value=floats[1])]
     if ints:
@@ -40,7 +40,7 @@ PARAMETERS = {
     "source": ("synthetic", _describe(
         "What to publish: a video file, an image folder or image file, a camera index or /dev/videoN, or "
         "'synthetic' (CK+ scenes from ../shared/data when present, else scikit-image's astronaut), "
-        "'scenes' or 'astronaut'", read_only=True)),
+        "'scenes' or 'astronaut'", read_only=True, dynamic_typing=True)),  # `source:=0` arrives as an int
     "rate": (10.0, _describe("Frames per second to publish (0 = the video's own rate, else 10)",
                              floats=(0.0, 240.0))),
     "loop": (True, _describe("Start over at the end of a video or folder (synthetic sources never end)")),
@@ -94,6 +94,7 @@ class ImageSourceNode(Node):
         for name, (default, descriptor) in PARAMETERS.items():
             self.declare_parameter(name, default, descriptor)
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        p["source"] = str(p["source"])
         if p["reliability"] not in ("reliable", "best_effort"):
             raise ValueError(f"parameter reliability must be 'reliable' or 'best_effort', got '{p['reliability']}'")
         if p["encoding"] not in ("bgr8", "rgb8", "mono8"):

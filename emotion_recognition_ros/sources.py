@@ -73,7 +73,7 @@ class VideoSource(FrameSource):
         self.is_camera = isinstance(spec, int) or bool(CAMERA_RE.match(str(spec)))
         self.spec = int(spec) if isinstance(spec, str) and spec.isdigit() else spec
         self.name = f"camera {spec}" if self.is_camera else str(spec)
-        self.cap = cv2.VideoCapture(self.spec)
+        self.cap = _quiet_capture(self.spec)
         if not self.cap.isOpened():
             what = "camera cannot be opened (is it connected, and is it free?)" if self.is_camera \
                 else "not a readable video (unknown format or corrupt file)"
@@ -99,7 +99,7 @@ class VideoSource(FrameSource):
         if self.is_camera:
             return False
         self.cap.release()
-        self.cap = cv2.VideoCapture(self.spec)
+        self.cap = _quiet_capture(self.spec)
         return self.cap.isOpened()
 
     def close(self) -> None:
@@ -260,6 +260,16 @@ def resize_frame(frame: Frame, width: int, height: int) -> Frame:
     image = cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
     boxes = [(round(x * sx), round(y * sy), round(w * sx), round(h * sy)) for x, y, w, h in frame.boxes]
     return Frame(image, boxes, list(frame.labels))
+
+
+def _quiet_capture(spec: str | int) -> cv2.VideoCapture:
+    """cv2.VideoCapture without OpenCV's own warnings on stderr: a failure becomes one SourceError line."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.VideoCapture(spec)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def _read_image(path: Path) -> np.ndarray | None:

@@ -159,6 +159,8 @@ def test_cli_rejects_bad_input_with_one_line(capsys, tmp_path):
     (tmp_path / "bad.avi").write_bytes(b"RIFF" + b"\x00" * 1000)
     for args, problem in ((["-p", f"source:={tmp_path / 'bad.avi'}"], "not a readable video"),
                           (["-p", f"source:={tmp_path}"], "folder has no images"),
+                          # An integer on the command line is a camera index (no machine has camera 99).
+                          (["-p", "source:=99", "-p", "max_frames:=1"], "camera 99: camera cannot be opened"),
                           (["-p", "rate:=1000.0"], "rate out of range"),
                           (["-p", "reliability:=sometimes"], "reliability must be")):
         assert main(["image_source", "--ros-args", *args]) == 2
