@@ -170,7 +170,7 @@ class Driver:
     """The benchmark's own rclpy node: frames out, answers in."""
 
     def __init__(self, image_topic: str = "/camera/image_raw", result_topic: str = "/emotion",
-                 name: str = "bench_driver"):
+                 name: str = "bench_driver", heatmap_topic: str | None = None):
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -189,6 +189,10 @@ class Driver:
         # Best effort matches any publisher; answers are small, loopback does not lose them.
         self.sub = self.node.create_subscription(EmotionArray, result_topic, self._on_answer, QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self.heatmaps = 0
+        if heatmap_topic:  # the node computes Grad-CAM only while someone subscribes
+            self.node.create_subscription(Image, heatmap_topic, self._on_heatmap, QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.answers: list[Answer] = []
@@ -206,6 +210,9 @@ class Driver:
         recv = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self.answers.append(Answer(stamp, recv, predicted_faces(msg), msg.model_id))
+
+    def _on_heatmap(self, _msg) -> None:
+        self.heatmaps += 1
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -327,7 +334,7 @@ class Driver:
         t_start = records[0].sent_ns if records else 0
         latencies = [(r.answer.recv_ns - r.stamp_ns) / 1e9 for r in answered]
         score, seen = Score(), set()
-        for r in answered:  # each distinct frame scored once (its first answer)
+        for r in answered:  # each position of the stream scored once (its first pass): the same frames for every node
             if r.index in seen:
                 continue
             seen.add(r.index)
