@@ -65,7 +65,7 @@ def measure(frames: int, faces_per_frame: int, face_size: tuple[int, int], detec
     pasted = [crop_face(scenes[r["frame"]].frame, r["pasted"], 0.0, square=False) for r in rows]
     crop_iou = [iou(adjust.apply(r["det"]), r["pasted"]) for r in rows]
     return {
-        "detector": detector_name, "detect_scale": detect_scale, "frames": frames, "faces_pasted": n_pasted,
+        "detector": detector_name, "detect_scale": detect_scale, "min_face_size": min_face_size, "frames": frames, "faces_pasted": n_pasted,
         "faces_found": found, "recall": found / max(1, n_pasted),
         "detect_ms_median": float(np.median(det_times) * 1000),
         "adjust": {"scale": adjust.scale, "dx": adjust.dx, "dy": adjust.dy},
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces-per-frame", type=int, default=3)
     parser.add_argument("--face-size", type=int, nargs=2, default=(60, 180))
     parser.add_argument("--detect-scale", type=float, default=1.0)
+    parser.add_argument("--min-face-size", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the box offset histograms")
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     classifier = Classifier(args.model or None, "cpu")
     report = measure(args.frames, args.faces_per_frame, tuple(args.face_size), args.detector, classifier,
-                     args.seed, args.detect_scale)
+                     args.seed, args.detect_scale, args.min_face_size)
     if args.plot:
         plot(report, args.plot)
     print(json.dumps({k: v for k, v in report.items() if not k.startswith("_")}, indent=2))

@@ -45,6 +45,7 @@ def profile_pipeline(args) -> dict:
     cv2.setNumThreads(args.threads)
     pipeline = EmotionPipeline(PipelineConfig(model_path=args.model, device=args.device,
                                               detect_every_n=args.detect_every_n, detect_scale=args.detect_scale,
+                                              detect_async=args.detect_async,
                                               min_face_size=args.min_face_size))
     scenes = _scenes(args.faces, 10, args.width, args.height)
     stages: dict[str, list[float]] = {}
@@ -57,11 +58,13 @@ def profile_pipeline(args) -> dict:
         found.append(len(result.faces))
         for stage, seconds in result.timings.items():
             stages.setdefault(stage, []).append(seconds)
-    return {"frames": args.frames, "faces_per_frame": args.faces, "mean_faces_found": float(np.mean(found)),
+    report = {"frames": args.frames, "faces_per_frame": args.faces, "mean_faces_found": float(np.mean(found)),
             "device": str(pipeline.classifier.device), "threads": args.threads,
-            "detect_every_n": args.detect_every_n, "detect_scale": args.detect_scale,
+            "detect_every_n": args.detect_every_n, "detect_async": args.detect_async, "detect_scale": args.detect_scale,
             "total_ms": _ms(totals), "fps_from_mean": round(1.0 / float(np.mean(totals)), 1),
             "stages_ms": {k: _ms(v) for k, v in stages.items()}}
+    pipeline.close()
+    return report
 
 
 def probe_dds(args) -> dict:
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe.add_argument("--detect-every-n", type=int, default=1)
     pipe.add_argument("--detect-scale", type=float, default=1.0)
     pipe.add_argument("--min-face-size", type=int, default=40)
+    pipe.add_argument("--detect-async", action="store_true", help="background detection (the node's default)")
     pipe.add_argument("--gradcam", action="store_true", help="also time Grad-CAM on every frame")
     dds = sub.choices["dds"]
     dds.add_argument("--rate", type=float, default=60.0)
