@@ -46,13 +46,13 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "detection_threshold": (0.9, "minimum face detector confidence", (0.0, 1.0), False),
     "mtcnn_thresholds": ([0.6, 0.7, 0.7], "MTCNN P/R/O-Net stage thresholds", None, False),
     "min_face_size": (40, "smallest face to detect, pixels (full-frame scale)", (12, 4096), False),
-    "detect_scale": (1.0, "run the detector on the frame scaled by this (faster, loses small faces)", (0.1, 1.0), False),
+    "detect_scale": (1.0, "run the detector on the frame scaled by this (for MTCNN, min_face_size is the surer speed lever)", (0.1, 1.0), False),
     "detect_async": (True, "while faces are tracked, detect in a background thread and classify every frame at "
                      "once (uses a second core; boxes lag the detector by a few frames)", None, False),
     "detect_every_n": (1, "run the detector on every Nth frame, keep tracked boxes in between", (1, 30), False),
     "face_margin": (0.0, "extra crop margin per side, fraction of the face side, on top of the model's",
                     (-0.3, 1.0), False),
-    "max_faces": (10, "most faces classified per frame (largest detector scores first)", (1, 100), False),
+    "max_faces": (10, "most faces classified per frame (highest detector scores first)", (1, 100), False),
     "smoothing": (0.5, "EMA weight of past probabilities per track; 0 = off", (0.0, 0.99), False),
     "track_iou": (0.3, "minimum box overlap (IoU) to continue a track", (0.05, 0.95), False),
     "track_confirm_hits": (1, "detections before a track is published", (1, 30), False),
@@ -313,15 +313,17 @@ class EmotionNode(Node):
         return Header(stamp=self.get_clock().now().to_msg())
 
     def destroy_node(self) -> None:
+        # Also called by rclpy's context clean-up on a node whose constructor failed half-way.
         self._running = False
-        with self._slot_lock:
-            self._slot_lock.notify_all()
-        with self._heat_lock:
-            self._heat_lock.notify_all()
-        for thread in (self._worker, self._heat_worker):
-            if thread.is_alive() and thread is not threading.current_thread():
+        for cond in (getattr(self, "_slot_lock", None), getattr(self, "_heat_lock", None)):
+            if cond is not None:
+                with cond:
+                    cond.notify_all()
+        for thread in (getattr(self, "_worker", None), getattr(self, "_heat_worker", None)):
+            if thread is not None and thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=5.0)
-        self.pipeline.close()
+        if getattr(self, "pipeline", None) is not None:
+            self.pipeline.close()
         super().destroy_node()
 
 

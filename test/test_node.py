@@ -375,6 +375,10 @@ def test_missing_or_corrupt_model_is_a_start_up_error_naming_the_file(tmp_path, 
         EmotionNode(context=ros_context, parameter_overrides={"device": "gpu"})
     with pytest.raises(ValueError, match="unknown detector 'haar'"):
         EmotionNode(context=ros_context, parameter_overrides={"detector": "haar"})
+    from rclpy.exceptions import ParameterException
+
+    with pytest.raises(ParameterException, match="smoothing out of range"):
+        EmotionNode(context=ros_context, parameter_overrides={"smoothing": 1.5})
 
 
 def test_console_script_exits_with_a_clear_message_on_a_missing_model(tmp_path):
