@@ -49,6 +49,19 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _scene(faces: list[LabelledFace], width: int, height: int, seed: int) -> Scene:
+    """make_scene with FACE_SIZE; random placement can fail for many faces in a small frame: retry with
+    other seeds, then with smaller faces."""
+    lo, hi = FACE_SIZE
+    for attempt in range(40):
+        try:
+            return make_scene(faces, width, height, (lo, hi), rng=seed + attempt * 1_000_003)
+        except ValueError:
+            if attempt % 10 == 9:
+                lo, hi = max(48, int(lo * 0.8)), max(48, int(hi * 0.8))
+    raise ValueError(f"cannot place {len(faces)} faces in {width}x{height}")
+
+
 def build_frame_sets(sizes: Sequence[str], face_counts: Sequence[int], frames_per_set: int,
                      root: Path | str = DEFAULT_CKPLUS, seed: int = 0,
                      faces: list[LabelledFace] | None = None) -> list[FrameSet]:
@@ -69,6 +82,6 @@ def build_frame_sets(sizes: Sequence[str], face_counts: Sequence[int], frames_pe
             for i in range(frames_per_set):
                 chosen = [pool[order[(cursor + k) % len(pool)]] for k in range(count)]
                 cursor += count
-                scenes.append(make_scene(chosen, width, height, FACE_SIZE, rng=seed * 100_003 + i * 7919 + count))
+                scenes.append(_scene(chosen, width, height, seed * 100_003 + i * 7919 + count))
             sets.append(FrameSet(f"{width}x{height}", count, scenes))
     return sets
