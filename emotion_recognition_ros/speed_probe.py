@@ -93,6 +93,9 @@ def probe_dds(args) -> dict:
     from diagnostic_msgs.msg import DiagnosticArray
 
     node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    heatmaps: list[float] = []
+    if args.heatmap:  # a subscriber makes the node compute Grad-CAM overlays
+        node.create_subscription(Image, "/emotion/heatmap", lambda _m: heatmaps.append(time.monotonic()), 5)
     pub = node.create_publisher(Image, "/camera/image_raw", QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
     msgs = [bgr_to_image_msg(s.frame) for s in _scenes(args.faces, 10, args.width, args.height)]
@@ -134,6 +137,7 @@ def probe_dds(args) -> dict:
     return {"offered_fps": args.rate, "seconds": args.seconds, "sent": len(sent), "answered": len(answers),
             "answered_fps": round(len(answers) / args.seconds, 1), "dropped": len(sent) - len(answers),
             "latency_ms": _ms(latencies) if latencies else None, "mean_faces": float(np.mean(faces)) if faces else 0,
+            "heatmaps_received": len(heatmaps),
             "node_diagnostics": ({kv.key: kv.value for kv in diagnostics[-1].status[0].values}
                                  if diagnostics else None),
             "node_params": args.param, "transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(default)")}
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     dds = sub.choices["dds"]
     dds.add_argument("--rate", type=float, default=60.0)
     dds.add_argument("--seconds", type=float, default=20.0)
+    dds.add_argument("--heatmap", action="store_true", help="subscribe to /emotion/heatmap")
     dds.add_argument("-p", "--param", action="append", default=[], help="node parameter NAME:=VALUE (repeatable)")
     args = parser.parse_args(argv)
     report = profile_pipeline(args) if args.mode == "pipeline" else probe_dds(args)
