@@ -125,6 +125,18 @@ def test_frame_level_truth_by_time(tmp_path):
     assert acc["scored_faces"] == 12 and acc["accuracy"] == pytest.approx(agree / 12)
 
 
+def test_json_truth_equals_csv_truth(tmp_path):
+    from emotion_recognition_ros.evaluate_bag import evaluate
+
+    bag = tmp_path / "bag"
+    rows = write_labelled_bag(bag, "mcap", n_frames=5, wrong={2})
+    faces = [{"stamp_ns": r["stamp_ns"], "box": [r["x"], r["y"], r["w"], r["h"]], "label": r["label"]} for r in rows]
+    (tmp_path / "t.json").write_text(json.dumps({"faces": faces}))
+    by_json = evaluate(bag, truth=tmp_path / "t.json")["accuracy"]
+    by_csv = evaluate(bag, truth=write_truth(tmp_path / "t.csv", rows))["accuracy"]
+    assert by_json == by_csv and by_json["accuracy"] == pytest.approx(8 / 10)
+
+
 def _run(capsys, argv):
     from emotion_recognition_ros.evaluate_bag import main
 
