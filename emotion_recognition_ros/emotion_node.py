@@ -337,6 +337,10 @@ def main(args: list[str] | None = None) -> int:
         print(f"emotion_node: cannot start: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    except Exception as exc:  # e.g. an invalid topic name: still one clear line, not a traceback
+        print(f"emotion_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
