@@ -76,7 +76,7 @@ def plot_bench(path: Path, data: dict) -> Path | None:
     stages = data.get("stages", [])
     if not runs and not stages:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.8))
     keys = sorted({r["key"] for r in runs}, key=lambda k: [r["key"] for r in runs].index(k))
     ax = axes[0]
     width = 0.38
@@ -89,6 +89,19 @@ def plot_bench(path: Path, data: dict) -> Path | None:
     ax.set_xticks(np.arange(len(keys)), keys, rotation=20)
     ax.set_ylabel("answered frames / s (closed loop over DDS)")
     ax.set_title("End-to-end throughput")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    scored = [k for k in keys if any(r["key"] == k and r["score"]["faces"] for r in runs)]
+    for i, node in enumerate(("ours", "peer")):
+        acc = [next((r["score"]["accuracy"] or 0.0 for r in runs if r["key"] == k and r["node"] == node), 0.0)
+               for k in scored]
+        if any(acc):
+            ax.bar(np.arange(len(scored)) + (i - 0.5) * width, acc, width,
+                   label={"ours": "emotion_recognition_ros", "peer": "fer-based node"}[node])
+    ax.set_xticks(np.arange(len(scored)), scored, rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy on pasted faces (missed = wrong)")
+    ax.set_title("Accuracy, same frames")
     ax.legend(fontsize=8)
     ax = axes[1]
     names = ("decode", "detect", "preprocess", "classify", "publish", "gradcam")
