@@ -168,7 +168,7 @@ class BagRecorder(Node):
 
 def ros_arguments(argv: list[str]) -> list[str]:
     """Plain CLI flags (`bag_recorder -o out -s sqlite3 /topic ...`) plus any `--ros-args ...` -> ROS arguments."""
-    parser = argparse.ArgumentParser(prog="bag_recorder", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bag_recorder", description=__doc__.split("\n\n")[0].replace("`", ""))
     parser.add_argument("topics", nargs="*", help=f"topics to record (default: {' '.join(DEFAULT_TOPICS)})")
     parser.add_argument("-o", "--output", help="bag folder to create (must not exist)")
     parser.add_argument("-s", "--storage", choices=STORAGES, help="storage plugin (default mcap)")

@@ -31,7 +31,7 @@ OUTPUTS = ("bag", "annotated", "heatmap", "eval", "truth.csv", "contact_sheet.pn
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emotion_demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="emotion_demo", description=__doc__.split("\n\n")[0].replace("`", ""))
     parser.add_argument("--source", default="synthetic",
                         help="synthetic (default: CK+ scenes when ../shared/data exists, else scikit-image's "
                              "astronaut) | astronaut | scenes | VIDEO | IMAGE_FOLDER | camera INDEX or /dev/videoN")

@@ -323,7 +323,7 @@ def format_summary(report: dict[str, Any], max_tracks: int = 12) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evaluate_bag", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="evaluate_bag", description=__doc__.split("\n\n")[0].replace("`", ""))
     parser.add_argument("bag", help="rosbag2 folder (sqlite3 or MCAP), or its .db3/.mcap file")
     parser.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC, help="camera topic the node read")
     parser.add_argument("--emotion-topic", default=DEFAULT_EMOTION_TOPIC, help="the node's EmotionArray topic")
