@@ -74,6 +74,7 @@ class Collector:
         self.annotated_seen = 0
         self.first_stamp: int | None = None
         self.last_result = time.monotonic()
+        self.last_heatmap: float | None = None
         self.captions: dict[int, str] = {}
         self.recent: OrderedDict[int, Any] = OrderedDict()  # annotated frames not saved (yet)
         self.heat_stamps: set[int] = set()
@@ -114,6 +115,7 @@ class Collector:
     def _on_heatmap(self, msg) -> None:
         stamp = self._stamp(msg)
         with self.lock:
+            self.last_heatmap = time.monotonic()
             self.heat_stamps.add(stamp)
             annotated = self.recent.pop(stamp, None)
         self._save("heatmap", stamp, msg)
@@ -292,7 +294,17 @@ def run(args) -> dict[str, Any]:
         camera.done = True
         wall = time.monotonic() - t0
         # Let the node finish the frames it has: until results stop coming.
-        _wait(lambda: time.monotonic() - collector.last_result > 1.5, 10.0)
+        # Grad-CAM runs after the result (at most heatmap_rate_hz), so the last heatmap comes later still; on a
+        # short, busy run the first one may not have come yet: give it a few seconds.
+        stopped = time.monotonic()
+
+        def settled() -> bool:
+            now = time.monotonic()
+            heat = collector.last_heatmap
+            heat_done = (heat is not None and now - heat > 1.5) or now - stopped > 6.0
+            return now - collector.last_result > 1.5 and heat_done
+
+        _wait(settled, 12.0)
         recorder.close()
     finally:
         if child is not None:
