@@ -60,6 +60,7 @@ class NodeStats:
         self.rejected = 0  # bad messages (conversion errors)
         self.failed = 0  # pipeline errors
         self.lost_upstream = 0  # estimated from stamp gaps
+        self.lost_dds = 0  # reported by DDS (message-lost events of the input subscription)
         self.faces = 0
         self.heatmaps = 0
 
@@ -92,6 +93,7 @@ class NodeStats:
                 "frames_rejected": self.rejected,
                 "frames_failed": self.failed,
                 "frames_lost_upstream": self.lost_upstream,
+                "frames_lost_dds": self.lost_dds,
                 "faces": self.faces,
                 "heatmaps_published": self.heatmaps,
             }

@@ -78,9 +78,19 @@ def probe_dds(args) -> dict:
     cmd = [sys.executable, "-m", "emotion_recognition_ros.emotion_node", "--ros-args", "-p", "device:=" + args.device]
     for item in args.param:
         cmd += ["-p", item]
-    child = subprocess.Popen(cmd, env=dict(os.environ))
-    rclpy.init()
-    node = rclpy.create_node("speed_probe")
+    env = dict(os.environ)
+    domain = getattr(args, "domain_id", None)
+    if domain is not None:  # keep clear of other nodes in this process's domain
+        env["ROS_DOMAIN_ID"] = str(domain)
+    child = subprocess.Popen(cmd, env=env)
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = Context()  # its own context: callable from a process (tests) that uses rclpy otherwise too
+    rclpy.init(context=context, domain_id=domain)
+    node = rclpy.create_node("speed_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
     sent: dict[int, float] = {}
     answers: dict[int, tuple[float, int]] = {}
 
@@ -102,7 +112,7 @@ def probe_dds(args) -> dict:
     try:
         deadline = time.monotonic() + 120
         while pub.get_subscription_count() == 0 or node.count_publishers("/emotion") == 0:
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
             if time.monotonic() > deadline or child.poll() is not None:
                 raise RuntimeError("the emotion node did not come up")
         time.sleep(2.0)  # let the node finish start-up logging and discovery settle
@@ -120,18 +130,19 @@ def probe_dds(args) -> dict:
                 pub.publish(msg)
                 i += 1
                 next_t += period
-            rclpy.spin_once(node, timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
+            executor.spin_once(timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
         end = time.monotonic() + 1.5  # the last answers and one more /diagnostics message
         while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.01)
+            executor.spin_once(timeout_sec=0.01)
     finally:
         child.send_signal(2)
         try:
             child.wait(10)
         except subprocess.TimeoutExpired:
             child.kill()
+        executor.shutdown()
         node.destroy_node()
-        rclpy.shutdown()
+        rclpy.shutdown(context=context)
     latencies = [answers[k][0] - sent[k] for k in answers if k in sent]
     faces = [answers[k][1] for k in answers]
     return {"offered_fps": args.rate, "seconds": args.seconds, "sent": len(sent), "answered": len(answers),
@@ -164,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     dds = sub.choices["dds"]
     dds.add_argument("--rate", type=float, default=60.0)
     dds.add_argument("--seconds", type=float, default=20.0)
+    dds.add_argument("--domain-id", type=int, default=None, help="ROS domain for the probe and the node")
     dds.add_argument("--heatmap", action="store_true", help="subscribe to /emotion/heatmap")
     dds.add_argument("-p", "--param", action="append", default=[], help="node parameter NAME:=VALUE (repeatable)")
     args = parser.parse_args(argv)
