@@ -32,7 +32,9 @@ class GradCamExplainer:
     def __init__(self, model: nn.Module):
         from pytorch_grad_cam import GradCAM
 
-        self.model = copy.deepcopy(model).eval()
+        # float32 even when the classifier runs in fp16 on CUDA: pytorch-grad-cam normalises and resizes the maps
+        # in numpy/OpenCV, where fp16 underflows (its 1e-7 epsilon) and cv2.resize has no half support.
+        self.model = copy.deepcopy(model).float().eval()
         for p in self.model.parameters():
             p.requires_grad_(True)
         self.cam = GradCAM(model=self.model, target_layers=[last_conv_stage(self.model)])
@@ -45,5 +47,5 @@ class GradCamExplainer:
             return np.empty((0, *batch.shape[-2:]), np.float32)
         targets = [ClassifierOutputTarget(int(c)) for c in class_indices]
         with torch.enable_grad():
-            cams = self.cam(input_tensor=batch.detach().clone(), targets=targets)
+            cams = self.cam(input_tensor=batch.detach().float(), targets=targets)
         return np.nan_to_num(cams.astype(np.float32, copy=False))
