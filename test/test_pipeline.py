@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CKPLUS, require_shared_data
+from conftest import CKPLUS, PHOTOS, require_shared_data
 from emotion_recognition_ros import model_io
 from emotion_recognition_ros.detectors import BoxAdjust, Detection, available_detectors, create_detector
 from emotion_recognition_ros.preprocess import faces_to_batch
@@ -56,6 +56,21 @@ def test_one_face_gives_one_result_on_the_face(faces, classifier):
     assert result.detected and face.fresh and face.track_age == 1
     assert result.timings["detect"] > 0 and result.timings["classify"] > 0 and result.timings["gradcam"] == 0
     assert result.heatmaps is None
+
+
+@pytest.mark.parametrize("photo", ["face_disgust_closeup.jpg", "face_crying_hand.jpg"])
+def test_real_photos_give_one_face_with_landmarks_inside_its_roi(classifier, photo):
+    image = cv2.imread(str(PHOTOS / photo))
+    assert image is not None, f"missing test photo {PHOTOS / photo}"
+    result = make_pipeline(classifier).process(image)
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    x, y, w, h = face.roi
+    assert w > 0.4 * image.shape[1]  # these photos are close-ups
+    points = face.detection.landmarks
+    assert ((points[:, 0] > x) & (points[:, 0] < x + w) & (points[:, 1] > y) & (points[:, 1] < y + h)).all()
+    if photo == "face_disgust_closeup.jpg":  # an unambiguous expression: the shipped model ranks it top-2
+        assert classifier.class_names.index("disgust") in np.argsort(face.scores)[-2:]
 
 
 def test_face_free_frame_gives_nothing(classifier):
