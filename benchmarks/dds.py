@@ -180,7 +180,7 @@ class Driver:
         from emotion_msgs.msg import EmotionArray
 
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=[], context=self.context)  # never our own CLI arguments
         self.node = rclpy.create_node(name, context=self.context)
         # Like a camera driver: reliable, keep the last frame only. The node's best-effort
         # subscription makes the connection best effort.

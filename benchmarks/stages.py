@@ -37,7 +37,7 @@ class InProcessNode:
         from emotion_recognition_ros.emotion_node import EmotionNode
 
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=[], context=self.context)  # never our own CLI arguments
         params = {"image_topic": "/bench/stages/unused_input", "emotion_topic": "/bench/stages/emotion",
                   "publish_heatmap": False}
         params.update(overrides)
