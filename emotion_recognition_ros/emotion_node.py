@@ -50,7 +50,8 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "detect_scale": (1.0, "run the detector on the frame scaled by this (for MTCNN, min_face_size is the surer speed lever)", (0.1, 1.0), False),
     "detect_async": (True, "while faces are tracked, detect in a background thread and classify every frame at "
                      "once (uses a second core; boxes lag the detector by a few frames)", None, False),
-    "detect_every_n": (1, "run the detector on every Nth frame, keep tracked boxes in between", (1, 30), False),
+    "detect_every_n": (1, "run the detector on every Nth frame, keep tracked boxes in between (with detect_async: "
+                       "start a background detection at most every Nth frame)", (1, 30), False),
     "face_margin": (0.0, "extra crop margin per side, fraction of the face side, on top of the model's",
                     (-0.3, 1.0), False),
     "max_faces": (10, "most faces classified per frame (highest detector scores first)", (1, 100), False),

@@ -92,6 +92,7 @@ class EmotionPipeline:
         self.smoother = EmaSmoother(c.smoothing)
         self._explainer = None
         self._background = None
+        self._last_offer = -1_000_000
         self.frame_index = 0
 
     @staticmethod
@@ -195,9 +196,14 @@ class EmotionPipeline:
 
             self._background = BackgroundDetector(self.detector)
         if not self.tracker.tracks:  # nothing to carry: waiting costs nothing extra, there is nothing to classify
+            self._last_offer = self.frame_index
             return self._background.detect_now(frame)
         finished = self._background.poll()
-        self._background.offer(frame)
+        # detect_every_n also paces the background detector: a new detection starts at most every Nth frame,
+        # leaving CPU time to the classifier instead of detecting back to back.
+        if self.frame_index - self._last_offer >= max(1, self.config.detect_every_n):
+            if self._background.offer(frame):
+                self._last_offer = self.frame_index
         return finished
 
     def close(self) -> None:

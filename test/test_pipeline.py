@@ -175,6 +175,21 @@ def test_background_detection_classifies_every_frame_and_folds_in_detections(fac
         pipeline.close()
 
 
+def test_detect_every_n_paces_the_background_detector(faces, classifier):
+    pipeline = make_pipeline(classifier, detect_async=True, detect_every_n=30)
+    try:
+        scene = make_scene(faces[220:221], rng=16)
+        assert pipeline.process(scene.frame).detected  # synchronous: nothing tracked yet
+        results = []
+        for _ in range(20):
+            results.append(pipeline.process(scene.frame))
+            time.sleep(0.01)
+        assert not any(r.detected for r in results)  # the next background detection is due at frame 30
+        assert all(len(r.faces) == 1 for r in results)
+    finally:
+        pipeline.close()
+
+
 def test_smoothing_blends_past_probabilities_and_zero_turns_it_off(faces, classifier):
     happy = next(f for f in faces if f.label == "happy")
     surprise = next(f for f in faces if f.label == "surprise")
