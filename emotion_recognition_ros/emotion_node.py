@@ -292,10 +292,12 @@ class EmotionNode(Node):
             if rate <= 0:
                 continue
             wait = last + 1.0 / rate - time.monotonic()
-            if wait > 0:  # rate limit: sleep, then explain whatever is newest by then
-                time.sleep(wait)
+            if wait > 0:  # rate limit: wait (waking early on shutdown), then explain whatever is newest by then
                 with self._heat_lock:
+                    self._heat_lock.wait_for(lambda: not self._running, timeout=wait)
                     job, self._heat_job = self._heat_job or job, None
+                if not self._running:
+                    return
             last = time.monotonic()
             header, frame, result = job
             try:
