@@ -195,6 +195,35 @@ def test_heatmaps_are_computed_only_while_subscribed(rig, faces):
     assert rig.node.stats.heatmaps == count
 
 
+def test_heatmap_rate_is_limited_and_can_be_switched_off(rig, faces):
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    heatmaps = []
+    sub = rig.peer.create_subscription(Image, "/emotion/heatmap", heatmaps.append, 5)
+    try:
+        assert rig.spin(lambda: rig.node.heatmap_pub.get_subscription_count() > 0, 10)
+        assert rig.node.set_parameters([Parameter("heatmap_rate_hz", value=1.0)])[0].successful
+        scene = make_scene([faces[55]], rng=17)
+        rig.spin(lambda: False, 1.2)  # let any earlier heatmap's rate-limit window pass
+        heatmaps.clear()
+        start = time.monotonic()
+        while time.monotonic() - start < 1.5:  # frames as fast as the node answers, for 1.5 s
+            rig.send(rig.image(scene.frame))
+        rig.spin(lambda: False, 0.3)
+        assert 1 <= len(heatmaps) <= 2, len(heatmaps)  # at 1 Hz: one at once, at most one more in 1.5 s
+        assert rig.node.set_parameters([Parameter("publish_heatmap", value=False)])[0].successful
+        rig.spin(lambda: False, 1.2)
+        count = rig.node.stats.heatmaps
+        for _ in range(3):
+            rig.send(rig.image(scene.frame))
+        rig.spin(lambda: False, 1.2)
+        assert rig.node.stats.heatmaps == count
+    finally:
+        rig.node.set_parameters([Parameter("heatmap_rate_hz", value=2.0), Parameter("publish_heatmap", value=True)])
+        rig.peer.destroy_subscription(sub)
+
+
 def _bad_messages():
     from sensor_msgs.msg import Image
 
