@@ -58,6 +58,7 @@ class Classifier:
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", warmup: bool = True):
         self.device = resolve_device(device)
+        self._auto = str(device).strip().lower() == "auto"
         model, self.meta = model_io.load_model(model_path or None, "cpu")
         self.class_names = list(self.meta.class_names)
         if self.device.type == "cuda":
@@ -109,7 +110,17 @@ class Classifier:
         """(N, K) float32 softmax probabilities."""
         if batch.shape[0] == 0:
             return np.empty((0, len(self.class_names)), np.float32)
-        logits = self.model(batch)
+        try:
+            logits = self.model(batch)
+        except torch.cuda.OutOfMemoryError as exc:
+            # Another process took the GPU's memory mid-run: with device 'auto' keep serving on the CPU
+            # rather than failing every frame from now on. (Not exercised on CI: it has no GPU.)
+            if not (self._auto and self.device.type == "cuda"):
+                raise
+            log.warning("CUDA out of memory (%s); device 'auto' falls back to the CPU", exc)
+            self._use(self.model, torch.device("cpu"))
+            torch.cuda.empty_cache()
+            logits = self.model(batch.to("cpu", self.dtype).contiguous(memory_format=torch.channels_last))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
