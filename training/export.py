@@ -28,7 +28,9 @@ def cv_metrics(cv_json: str | Path) -> dict:
     summary = json.loads(Path(cv_json).read_text())
     return {"accuracy": summary["accuracy_mean"], "accuracy_std": summary["accuracy_std"],
             "macro_f1": summary["pooled"]["macro_f1"], "n": summary["pooled"]["n"],
-            "protocol": summary["protocol"] + "; mean ± std over folds, macro-F1 pooled over all test faces"}
+            "protocol": summary["protocol"] + "; mean ± std over folds, macro-F1 pooled over all test faces",
+            **{k: summary[k] for k in ("accuracy_no_tta_mean", "accuracy_tta_mean") if k in summary},
+            "tta_flip": summary["recipe"].get("tta_flip", False)}
 
 
 def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path:
