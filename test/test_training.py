@@ -285,3 +285,24 @@ def test_imagenet_init_changes_only_the_backbone():
     with torch.no_grad():
         x = faces_to_batch([np.full((48, 48), 128, np.uint8)], make_metadata(recipe, [str(i) for i in range(6)]))
         assert torch.isfinite(model.eval()(x)).all()
+
+
+def test_cv_then_export_records_the_cv_result(tree: Path, tmp_path: Path):
+    from training.cv import main as cv_main
+    from training.export import main as export_main
+
+    rc = cv_main(["--data", str(tree), "--classes", *CLASSES, "--preset", "default", "--folds", "3",
+                  "--arch", "resnet10t", "--pretrained", "none", "--input-size", "32", "--epochs", "1",
+                  "--batch-size", "8", "--out", str(tmp_path / "cv"), "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert [f["fold"] for f in summary["folds"]] == [0, 1, 2] and summary["pooled"]["n"] == 18
+    assert np.mean([f["accuracy"] for f in summary["folds"]]) == pytest.approx(summary["accuracy_mean"])
+    tested = [s for f in summary["folds"] for s in f["test_subjects"]]
+    assert sorted(tested) == sorted(set(tested)) and len(tested) == 6  # every person tested exactly once
+    weights = _constant_model(tmp_path / "m", answer=2)
+    assert export_main(["--model", str(weights), "--out", str(tmp_path / "shipped" / "default"),
+                        "--cv", str(tmp_path / "cv" / "cv.json")]) == 0
+    _, meta = load_model(tmp_path / "shipped" / "default")
+    assert meta.metrics["subject_cv"]["accuracy"] == summary["accuracy_mean"]
+    assert "subject-independent 3-fold" in (tmp_path / "shipped" / "default.md").read_text()

@@ -33,13 +33,17 @@ def cv_metrics(cv_json: str | Path) -> dict:
             "tta_flip": summary["recipe"].get("tta_flip", False)}
 
 
-def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path:
-    """ONNX graph with a dynamic batch axis; needs the optional `onnx` package."""
+def _require_onnx() -> None:
     try:
         import onnx  # noqa: F401  torch.onnx needs it to write the file
     except ImportError as exc:
         raise RuntimeError("ONNX export needs the optional packages onnx and onnxscript "
                            "(pip install onnx onnxscript); they are not part of this environment") from exc
+
+
+def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path:
+    """ONNX graph with a dynamic batch axis; needs the optional `onnx` package."""
+    _require_onnx()
     path = Path(path)
     dummy = torch.zeros(1, meta.in_chans, meta.input_size, meta.input_size)
     torch.onnx.export(model.cpu().eval(), (dummy,), str(path), input_names=["faces"], output_names=["logits"],
@@ -49,6 +53,8 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path
 
 def export(model_path: str | Path, out: str | Path, cv_json: str | Path | None = None, card_extra: str = "",
            onnx_path: str | Path | None = None) -> Path:
+    if onnx_path:
+        _require_onnx()  # fail before writing anything
     model, meta = load_model(model_path, "cpu")
     if cv_json:
         meta.metrics = {"subject_cv": cv_metrics(cv_json), **meta.metrics}
