@@ -14,7 +14,7 @@ from emotion_recognition_ros.scenes import DEFAULT_CKPLUS, LabelledFace, Scene, 
 
 SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
 FACE_COUNTS = (0, 1, 4)
-FACE_SIZE = (100, 180)  # pixels per pasted face: a person 1-2 m from a VGA camera
+FACE_SIZE = (100, 180)  # pixels per pasted face (scenes.make_scene default)
 
 
 @dataclass
