@@ -46,9 +46,9 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "detector": ("mtcnn", "face detector by name (mtcnn, full_frame)", None, True),
     "detection_threshold": (0.9, "minimum face detector confidence", (0.0, 1.0), False),
     "mtcnn_thresholds": ([0.6, 0.7, 0.7], "MTCNN P/R/O-Net stage thresholds", None, False),
-    "min_face_size": (40, "smallest face to detect, pixels (full-frame scale)", (12, 4096), False),
+    "min_face_size": (60, "smallest face to detect, pixels (full-frame scale)", (12, 4096), False),
     "detect_scale": (1.0, "run the detector on the frame scaled by this (for MTCNN, min_face_size is the surer speed lever)", (0.1, 1.0), False),
-    "detect_async": (True, "while faces are tracked, detect in a background thread and classify every frame at "
+    "detect_async": (False, "while faces are tracked, detect in a background thread and classify every frame at "
                      "once (uses a second core; boxes lag the detector by a few frames)", None, False),
     "detect_every_n": (1, "run the detector on every Nth frame, keep tracked boxes in between (with detect_async: "
                        "start a background detection at most every Nth frame)", (1, 30), False),

@@ -28,7 +28,7 @@ class PipelineConfig:
     model_path: str = ""  # empty: the shipped default model
     device: str = "auto"
     detector: str = "mtcnn"
-    min_face_size: int = 40
+    min_face_size: int = 60
     detection_threshold: float = 0.9
     mtcnn_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     detect_scale: float = 1.0  # run the detector on the frame scaled by this

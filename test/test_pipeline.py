@@ -222,7 +222,7 @@ def test_gradcam_maps_are_per_face_and_depend_on_the_explained_class(faces, clas
 
 
 def test_run_time_reconfiguration_changes_detection(faces, classifier):
-    pipeline = make_pipeline(classifier)
+    pipeline = make_pipeline(classifier, min_face_size=40)
     scene = make_scene([faces[5]], face_size=(60, 60), rng=9)
     assert len(pipeline.process(scene.frame).faces) == 1
     pipeline.reconfigure(min_face_size=100)
