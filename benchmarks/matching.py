@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from emotion_recognition_ros.model_io import DEFAULT_CLASSES
+from emotion_recognition_ros.tracker import match_boxes as _match_boxes
 
 IOU_MATCH = 0.3
 Box = tuple[float, float, float, float]  # x, y, w, h
@@ -18,28 +19,9 @@ Box = tuple[float, float, float, float]  # x, y, w, h
 PEER_TO_OURS = {"angry": "anger", "sad": "sadness"}
 
 
-def iou(a: Box, b: Box) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match_boxes(truth: Sequence[Box], predicted: Sequence[Box], threshold: float = IOU_MATCH) -> list[tuple[int, int]]:
     """(truth index, predicted index) pairs, each used at most once, best IoU first."""
-    pairs = sorted(((iou(t, p), i, j) for i, t in enumerate(truth) for j, p in enumerate(predicted)), reverse=True)
-    used_t, used_p, out = set(), set(), []
-    for score, i, j in pairs:
-        if score < threshold:
-            break
-        if i in used_t or j in used_p:
-            continue
-        used_t.add(i)
-        used_p.add(j)
-        out.append((i, j))
-    return out
+    return _match_boxes(truth, predicted, threshold)
 
 
 @dataclass

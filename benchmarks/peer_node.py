@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import sys
-import time
 from pathlib import Path
 
 import cv2  # 4.x from .venv-peer: OpenCV 5 has no CascadeClassifier

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .bag_io import BagError, read_messages, stamp_ns, summarize
+from .tracker import match_boxes
 from .truth import TruthError, TruthRow, load_truth
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
@@ -142,16 +143,6 @@ def tracks(rec: Recording) -> dict[int, dict[str, Any]]:
     return dict(sorted(per.items()))
 
 
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 def resolve_stamps(rows: list[TruthRow], frames: dict[int, int], tolerance_ns: int) -> list[tuple[int, TruthRow]]:
     """Each truth row with the stamp of its frame; rows naming no recorded frame are left out."""
     stamps = sorted(frames)
@@ -233,18 +224,8 @@ def score(rec: Recording, rows: list[TruthRow], iou_threshold: float = 0.3,
 
 
 def _match(boxed: list[TruthRow], faces: list[Face], threshold: float) -> tuple[list[tuple[str, str]], int]:
-    candidates = sorted(((iou(row.box, face.box), i, j) for i, row in enumerate(boxed)
-                         for j, face in enumerate(faces)), reverse=True)
-    used_rows, used_faces, pairs = set(), set(), []
-    for overlap, i, j in candidates:
-        if overlap < threshold:
-            break
-        if i in used_rows or j in used_faces:
-            continue
-        used_rows.add(i)
-        used_faces.add(j)
-        pairs.append((boxed[i].label, faces[j].label))
-    return pairs, len(boxed) - len(used_rows)
+    pairs = match_boxes([row.box for row in boxed], [face.box for face in faces], threshold)
+    return [(boxed[i].label, faces[j].label) for i, j in pairs], len(boxed) - len(pairs)
 
 
 def _truth_span(rows: list[TruthRow]) -> str:

@@ -24,6 +24,21 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def match_boxes(a: Sequence[Box], b: Sequence[Box], threshold: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching by IoU, best overlap first: (index in a, index in b) pairs >= threshold."""
+    pairs = sorted(((iou(x, y), i, j) for i, x in enumerate(a) for j, y in enumerate(b)), reverse=True)
+    used_a, used_b, out = set(), set(), []
+    for overlap, i, j in pairs:
+        if overlap < threshold:
+            break
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        out.append((i, j))
+    return out
+
+
 @dataclass
 class Track:
     track_id: int
@@ -50,16 +65,10 @@ class IouTracker:
     def update(self, detections: Sequence[Detection]) -> list[Track]:
         """Match a detection round to the tracks; returns the confirmed tracks, matched ones first."""
         self.dropped_ids = []
-        pairs = sorted(((iou(t.detection.box, d.box), ti, di) for ti, t in enumerate(self.tracks)
-                        for di, d in enumerate(detections)), reverse=True)
-        used_t, used_d = set(), set()
-        for overlap, ti, di in pairs:
-            if overlap < self.iou_threshold:
-                break
-            if ti in used_t or di in used_d:
-                continue
-            used_t.add(ti)
-            used_d.add(di)
+        matches = match_boxes([t.detection.box for t in self.tracks], [d.box for d in detections],
+                              self.iou_threshold)
+        used_t, used_d = {ti for ti, _ in matches}, {di for _, di in matches}
+        for ti, di in matches:
             track = self.tracks[ti]
             track.detection = detections[di]
             track.hits += 1

@@ -62,6 +62,20 @@ def spin_until(executor, predicate: Callable[[], bool], timeout: float = 10.0) -
     return predicate()
 
 
+@pytest.fixture(scope="session")
+def faces():
+    """The six-class CK+48 faces, with torch/OpenCV pinned to one thread (the machine has two cores)."""
+    import cv2
+    import torch
+
+    from emotion_recognition_ros.scenes import load_faces
+
+    require_shared_data()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    return load_faces(CKPLUS)
+
+
 def require_shared_data() -> None:
     if not CKPLUS.is_dir():
         pytest.fail(f"test data not found at {CKPLUS} (../shared beside the checkout)")

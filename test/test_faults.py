@@ -19,20 +19,6 @@ def rig(faces):
     rig.close()
 
 
-@pytest.fixture(scope="module")
-def faces():
-    import cv2
-    import torch
-
-    from conftest import CKPLUS, require_shared_data
-    from emotion_recognition_ros.scenes import load_faces
-
-    require_shared_data()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    return load_faces(CKPLUS)
-
-
 def test_camera_stops_and_restarts(rig, faces):
     from sensor_msgs.msg import Image
 

@@ -71,7 +71,7 @@ def test_astronaut_ships_with_scikit_image():
     from emotion_recognition_ros.sources import SyntheticSource
 
     source = SyntheticSource("astronaut", width=640, height=480)
-    a, b = source.read(), source.read()
+    a = source.read()
     assert a.image.shape == (480, 640, 3) and a.labels == ["happy"]
     x, y, w, h = a.boxes[0]
     assert 80 <= w <= 120 and 0 <= x < 640 - w

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CKPLUS, REPO, require_shared_data, spin_until
+from conftest import REPO, spin_until
 from emotion_recognition_ros import model_io
 from emotion_recognition_ros.preprocess import crop_face, faces_to_batch
-from emotion_recognition_ros.scenes import load_faces, make_scene
+from emotion_recognition_ros.scenes import make_scene
 from emotion_recognition_ros.tracker import iou
 
 COMPRESSED = "/camera/image_raw/compressed"
@@ -89,14 +89,6 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def faces():
-    require_shared_data()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    return load_faces(CKPLUS)
-
-
-@pytest.fixture(scope="module")
 def rig(faces):
     rig = Rig({"compressed_topic": COMPRESSED})
     yield rig
@@ -144,7 +136,7 @@ def test_node_scores_equal_the_offline_evaluator(rig, faces):
     by_class = {}
     for face in faces:
         by_class.setdefault(face.label, face)
-    frames, node_scores, crops = [], [], []
+    node_scores, crops = [], []
     for k, face in enumerate(by_class.values()):
         scene = make_scene([face], face_size=(90, 140), rng=30 + k)
         e = rig.send(rig.image(scene.frame)).emotions[0]
@@ -300,7 +292,6 @@ def test_stamp_gaps_count_lost_frames(rig, faces):
     assert lost == [0, 0, 0, 0, 0, 0, 0, 3, 0] and monitor.lost == 3
     assert monitor.update(0.5) == 0  # stamps going back (a looping bag) restart the estimate
 
-    from sensor_msgs.msg import Image
 
     before = rig.node.stats.lost_upstream
     frame = make_scene([], rng=8).frame

@@ -8,22 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CKPLUS, PHOTOS, require_shared_data
+from conftest import PHOTOS
 from emotion_recognition_ros import model_io
 from emotion_recognition_ros.detectors import BoxAdjust, Detection, available_detectors, create_detector
 from emotion_recognition_ros.preprocess import faces_to_batch
-from emotion_recognition_ros.scenes import load_faces, make_scene
+from emotion_recognition_ros.scenes import make_scene
 from emotion_recognition_ros.smoother import EmaSmoother
 from emotion_recognition_ros.tracker import IouTracker, iou
 from emotion_recognition_ros.pipeline import EmotionPipeline, PipelineConfig
-
-
-@pytest.fixture(scope="module")
-def faces():
-    require_shared_data()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    return load_faces(CKPLUS)
 
 
 @pytest.fixture(scope="module")

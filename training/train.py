@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from emotion_recognition_ros.model_io import save_model
 
