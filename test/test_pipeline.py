@@ -133,7 +133,7 @@ def test_pipeline_accuracy_on_pasted_faces_matches_the_original_crops(faces, cla
 
 
 def test_detect_every_n_carries_tracked_boxes_between_detections(faces, classifier):
-    pipeline = make_pipeline(classifier, detect_every_n=3)
+    pipeline = make_pipeline(classifier, detect_every_n=3, track_refine=False)
     scene = make_scene(faces[200:202], rng=4)
     results = [pipeline.process(scene.frame) for _ in range(6)]
     assert [r.detected for r in results] == [True, False, False, True, False, False]
@@ -141,6 +141,53 @@ def test_detect_every_n_carries_tracked_boxes_between_detections(faces, classifi
     assert {tuple(sorted(f.track_id for f in r.faces)) for r in results} == {(1, 2)}
     assert all(r.timings["detect"] < 0.02 for r in results if not r.detected)
     assert [f.fresh for f in results[1].faces] == [False, False]
+
+
+def _drifted(frame: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(frame, shift, (frame.shape[1], frame.shape[0]), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_refined_tracks_follow_moving_faces_between_full_detections(faces, classifier):
+    pipeline = make_pipeline(classifier, detect_every_n=4)
+    scene = make_scene(faces[230:232], face_size=(100, 140), rng=21)
+    kinds = []
+    for step in range(8):
+        dx, dy = 6 * step, -4 * step  # faster than a person in front of a 30 fps camera
+        result = pipeline.process(_drifted(scene.frame, dx, dy))
+        kinds.append("refine" if result.refined else "detect")
+        assert result.detected and len(result.faces) == 2
+        assert all(f.fresh for f in result.faces)
+        assert sorted(f.track_id for f in result.faces) == [1, 2]
+        for face in result.faces:  # every box was measured on this frame, not carried
+            assert max(iou(face.roi, (x + dx, y + dy, w, h)) for x, y, w, h in scene.boxes) > 0.6
+    assert kinds == ["detect", "refine", "refine", "refine"] * 2
+
+
+def test_a_scene_cut_makes_the_frame_a_full_detection(faces, classifier):
+    pipeline = make_pipeline(classifier, detect_every_n=30)
+    before = make_scene(faces[240:241], rng=22)
+    after = make_scene(faces[250:251], rng=23)
+    assert iou(before.boxes[0], after.boxes[0]) < 0.1
+    assert pipeline.process(before.frame).detected
+    assert pipeline.process(before.frame).refined
+    cut = pipeline.process(after.frame)
+    assert cut.detected and not cut.refined  # the old face could not be re-measured: searched the frame
+    assert len(cut.faces) == 1 and iou(cut.faces[0].roi, after.boxes[0]) > 0.5
+    empty = pipeline.process(make_scene([], rng=24).frame)
+    assert not empty.refined and empty.faces == []
+
+
+def test_refine_on_the_same_frame_reproduces_the_detection(faces, classifier):
+    pipeline = make_pipeline(classifier)
+    scene = make_scene(faces[260:263], face_size=(90, 130), rng=25)
+    found = pipeline.detector.detect(scene.frame)
+    assert len(found) == 3
+    again = pipeline.detector.refine(scene.frame, found)
+    assert all(r is not None and iou(r.box, d.box) > 0.8 and r.score >= 0.9 for r, d in zip(again, found))
+    assert all(r.landmarks.shape == (5, 2) for r in again)
+    gone = pipeline.detector.refine(make_scene([], rng=25).frame, found)  # same background, faces removed
+    assert gone == [None, None, None]
 
 
 def test_background_detection_classifies_every_frame_and_folds_in_detections(faces, classifier):

@@ -1,0 +1,66 @@
+"""The classifier's forward pass in ONNX Runtime, for the CPU.
+
+Why: at 96 px EfficientNet-lite0 is so small that eager PyTorch spends most of its time in per-operator
+overhead (many of its convolutions take the slow im2col path in channels-last). ONNX Runtime fuses
+conv+BN+activation and ran the same model in 3.0 ms instead of 8-9.5 ms on one core of the 2-core
+development machine (docs/performance.md).
+
+The weights stay safetensors + JSON: the ONNX graph is exported from the loaded torch model at start-up
+(about 0.5 s), in memory, so there is never a second weight file that could drift from the first.
+The torch model is kept for Grad-CAM, which needs gradients.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import warnings
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def onnxruntime_available() -> bool:
+    """True when both onnxruntime (inference) and onnx (needed by torch's exporter) import."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(model: torch.nn.Module, input_size: int, in_chans: int) -> bytes:
+    """The model as an ONNX graph (fp32, dynamic batch), exported from a CPU copy in memory (the caller's
+    model keeps its device, dtype and memory format)."""
+    cpu_model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32, memory_format=torch.contiguous_format).eval()
+    example = torch.zeros(1, in_chans, input_size, input_size)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is deprecated
+        warnings.simplefilter("ignore")
+        torch.onnx.export(cpu_model, (example,), buffer, dynamo=False, input_names=["image"],
+                          output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17)
+    return buffer.getvalue()
+
+
+class OnnxRuntimeRunner:
+    """Callable: (N, C, S, S) float32 numpy batch -> (N, K) float32 logits, with ONNX Runtime on the CPU."""
+
+    def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # Pin threads like torch and OpenCV: an oversubscribed 2-core machine made every stage many times slower.
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        self.session = ort.InferenceSession(export_onnx(model, input_size, in_chans), options,
+                                            providers=["CPUExecutionProvider"])
+        self._input = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})[0]
