@@ -1,8 +1,9 @@
 """`python -m benchmarks.experiments`: what makes the node faster, measured in-process on bench frames.
 
 Each experiment changes one thing against the node's defaults and reports time and, where it can change
-results, accuracy on the pasted faces: detector input scale, detect-every-N, synchronous vs. background
-detection, threads, batching all faces of a frame vs. one at a time, channels-last memory format.
+results, accuracy on the pasted faces: full detection every frame vs. every Nth with tracked faces re-measured
+in between (or carried), detector input scale, background detection, threads, the classifier's backend
+(ONNX Runtime vs. eager torch), batching all faces of a frame vs. one at a time.
 Writes bench_output/experiments.json.
 """
 from __future__ import annotations
@@ -16,13 +17,14 @@ import numpy as np
 
 from . import report
 from .bench import DEFAULT_OUTPUT, machine_description
-from .frames import build_frame_sets
+from .frames import build_frame_sets, held_stream
 from .matching import PredictedFace, Score
 from .stats import summarize_ms
 
 
-def pipeline_run(frame_sets, hold: int, **config) -> dict:
-    """Sync per-frame pipeline time and accuracy with some PipelineConfig changes (each scene `hold` frames)."""
+def pipeline_run(frame_sets, hold: int, motion: float, noise: float, **config) -> dict:
+    """Sync per-frame pipeline time and accuracy with some PipelineConfig changes, on the bench's camera-like
+    stream (each scene `hold` frames, panning `motion` px a frame with sensor noise: frames.held_stream)."""
     from emotion_recognition_ros.pipeline import load_pipeline
 
     p = load_pipeline(**config)
@@ -31,15 +33,15 @@ def pipeline_run(frame_sets, hold: int, **config) -> dict:
         for fs in frame_sets:
             p.reset()
             score, times, detect = Score(), [], []
-            for s in fs.scenes:
-                for _ in range(hold):
-                    t = time.perf_counter()
-                    r = p.process(s.frame)
-                    times.append(time.perf_counter() - t)
-                    detect.append(r.timings["detect"])
-                    names = p.class_names
-                    score.add(s.boxes, s.labels, [PredictedFace(f.roi, names[f.label_index], names[f.label_index])
-                                                  for f in r.faces])
+            frames, truth = held_stream(fs, hold, motion, noise)
+            for frame, (boxes, labels) in zip(frames, truth):
+                t = time.perf_counter()
+                r = p.process(frame)
+                times.append(time.perf_counter() - t)
+                detect.append(r.timings["detect"])
+                names = p.class_names
+                score.add(boxes, labels, [PredictedFace(f.roi, names[f.label_index], names[f.label_index])
+                                          for f in r.faces])
             out[fs.key] = {"frame_ms": summarize_ms(times), "detect_ms": summarize_ms(detect),
                            "fps": round(1.0 / float(np.mean(times)), 2), **{k: v for k, v in score.as_dict().items()
                                                                               if k in ("recall", "accuracy", "false_positives")}}
@@ -49,28 +51,18 @@ def pipeline_run(frame_sets, hold: int, **config) -> dict:
     return out
 
 
-def classify_run(crops: list[np.ndarray], repeats: int, channels_last: bool, batched: bool) -> dict:
-    import torch
-
+def classify_run(crops: list[np.ndarray], repeats: int, backend: str, batched: bool) -> dict:
     from emotion_recognition_ros.classifier import Classifier
 
-    c = Classifier(None, "cpu")
-    if channels_last:
-        c.model = c.model.to(memory_format=torch.channels_last)
+    c = Classifier(None, "cpu", backend=backend)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         if batched:
-            batch = c.to_batch(crops)
-            if channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            c.predict(batch)
+            c.classify(crops)
         else:
             for crop in crops:
-                batch = c.to_batch([crop])
-                if channels_last:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                c.predict(batch)
+                c.classify([crop])
         times.append(time.perf_counter() - t)
     return summarize_ms(times)
 
@@ -82,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.experiments", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=12, help="distinct scenes per set (default 12)")
     p.add_argument("--hold", type=int, default=5, help="frames per scene (default 5)")
+    p.add_argument("--motion", type=float, default=4.0, help="camera pan while a scene is held, px/frame (default 4)")
+    p.add_argument("--noise", type=float, default=2.0, help="sensor noise std, grey levels (default 2)")
     p.add_argument("--faces", default="1,4")
     p.add_argument("--size", default="640x480")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
@@ -97,28 +91,31 @@ def main(argv: list[str] | None = None) -> int:
                               "load_average_at_start": list(__import__("os").getloadavg())},
                      "pipeline": {}, "classify": {}}
     variants = {
-        "default (sync, scale 1, every frame, 1 thread)": dict(),
-        "detect_scale 0.5": dict(detect_scale=0.5),
-        "detect_scale 0.5, min_face_size 60": dict(detect_scale=0.5, min_face_size=60),
-        "detect_every_n 3": dict(detect_every_n=3),
-        "detect_async": dict(detect_async=True),
+        "defaults (full detection every 5th, refine between)": dict(),
+        "full detection every frame": dict(detect_every_n=1),
+        "every 5th, carry boxes (no refine)": dict(track_refine=False),
+        "every 3rd, refine between": dict(detect_every_n=3),
+        "every 10th, refine between": dict(detect_every_n=10),
+        "every frame, detect_scale 0.5": dict(detect_every_n=1, detect_scale=0.5),
+        "detect_async (background detection)": dict(detect_async=True),
+        "classifier in torch (eager, channels_last)": dict(backend="torch"),
     }
     for name, cfg in variants.items():
         print(f"experiments: pipeline {name}", flush=True)
-        results["pipeline"][name] = pipeline_run(sets, args.hold, device="cpu", **cfg)
+        results["pipeline"][name] = pipeline_run(sets, args.hold, args.motion, args.noise, device="cpu", **cfg)
     print("experiments: pipeline 2 threads", flush=True)
     torch.set_num_threads(2)
     cv2.setNumThreads(2)
-    results["pipeline"]["2 threads (torch + OpenCV)"] = pipeline_run(sets, args.hold, device="cpu")
-    for batched in (True, False):
-        for cl in (False, True):
-            crops = [s.frame[y:y + h, x:x + w] for s in sets[-1].scenes for (x, y, w, h) in s.boxes][:4]
+    results["pipeline"]["defaults, 2 threads (torch + OpenCV)"] = pipeline_run(sets, args.hold, args.motion,
+                                                                               args.noise, device="cpu")
+    crops = [s.frame[y:y + h, x:x + w] for s in sets[-1].scenes for (x, y, w, h) in s.boxes][:4]
+    for backend in ("onnxruntime", "torch"):
+        for batched in (True, False):
             for threads in (1, 2):
                 torch.set_num_threads(threads)
-                name = f"{len(crops)} faces, {'one batch' if batched else 'one at a time'}, " \
-                       f"{'channels_last' if cl else 'contiguous'}, {threads} thread(s)"
+                name = f"{len(crops)} faces, {backend}, {'one batch' if batched else 'one at a time'}, {threads} thread(s)"
                 print(f"experiments: classify {name}", flush=True)
-                results["classify"][name] = classify_run(crops, 30, cl, batched)
+                results["classify"][name] = classify_run(crops, 30, backend, batched)
     torch.set_num_threads(1)
     results["meta"]["load_average_at_end"] = list(__import__("os").getloadavg())
     report.write_json(args.output / "experiments.json", results)

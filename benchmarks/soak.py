@@ -14,7 +14,7 @@ import numpy as np
 
 from . import dds, report
 from .bench import DEFAULT_OUTPUT, machine_description, node_overrides, our_node_spec
-from .frames import build_frame_sets
+from .frames import build_frame_sets, held_stream
 from .stats import ProcessMonitor, fit_slope, summarize_ms
 
 
@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--faces", type=int, default=1, help="faces per frame (default 1)")
     p.add_argument("--frames", type=int, default=24, help="distinct scenes, cycled (default 24)")
     p.add_argument("--hold", type=int, default=5, help="frames each scene is shown in a row (default 5)")
+    p.add_argument("--motion", type=float, default=4.0, help="camera pan, pixels a frame (as benchmarks.bench)")
+    p.add_argument("--noise", type=float, default=2.0, help="sensor noise std, grey levels (as benchmarks.bench)")
     p.add_argument("--every", type=float, default=30.0, help="report interval, seconds (default 30)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
@@ -100,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     started = dt.datetime.now(dt.timezone.utc)
     fs = build_frame_sets([args.size], [args.faces], args.frames)[0]
-    msgs = dds.make_image_messages([s.frame for s in fs.scenes])
-    stream = [m for m in msgs for _ in range(args.hold)]
-    truth = [(s.boxes, s.labels) for s in fs.scenes for _ in range(args.hold)]
+    frames, truth = held_stream(fs, args.hold, args.motion, args.noise)
+    stream = dds.make_image_messages(frames)
     duration = args.minutes * 60.0
     bench_args = argparse.Namespace(device=args.device, threads=args.threads, node_param=args.node_param)
     spec = our_node_spec(bench_args)
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
             "command": " ".join(["python -m benchmarks.soak"] + (argv if argv is not None else sys.argv[1:])),
             "transport": transport, "rate": args.rate, "size": args.size, "faces": args.faces,
-            "hold": args.hold, "node_params": node_overrides(bench_args),
+            "hold": args.hold, "motion_px_per_frame": args.motion, "noise_std": args.noise, "node_params": node_overrides(bench_args),
             "load_average_at_end": list(os.getloadavg())}
     data = {"meta": meta, "summary": result.as_dict() | {
                 "dropped": result.sent - result.answered, "node_alive_at_end": alive,

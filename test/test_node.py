@@ -409,6 +409,8 @@ def test_missing_or_corrupt_model_is_a_start_up_error_naming_the_file(tmp_path, 
         EmotionNode(context=ros_context, parameter_overrides={"device": "gpu"})
     with pytest.raises(ValueError, match="unknown detector 'haar'"):
         EmotionNode(context=ros_context, parameter_overrides={"detector": "haar"})
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        EmotionNode(context=ros_context, parameter_overrides={"backend": "tensorrt"})
     from rclpy.exceptions import ParameterException
 
     with pytest.raises(ParameterException, match="smoothing out of range"):

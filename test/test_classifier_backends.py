@@ -1,0 +1,65 @@
+"""The classifier's two CPU backends (ONNX Runtime, eager torch) on the shipped model and real CK+ faces."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emotion_recognition_ros.classifier import Classifier, resolve_backend
+
+
+@pytest.fixture(scope="module")
+def crops(faces):
+    picks = [faces[i] for i in range(0, len(faces), max(1, len(faces) // 12))][:12]
+    return [f.image for f in picks], [f.label for f in picks]
+
+
+@pytest.fixture(scope="module")
+def classifiers():
+    return Classifier(None, "cpu", backend="onnxruntime"), Classifier(None, "cpu", backend="torch")
+
+
+def test_auto_picks_onnxruntime_on_the_cpu_and_torch_elsewhere():
+    assert resolve_backend("auto", torch.device("cpu")) == "onnxruntime"
+    assert resolve_backend("auto", torch.device("cuda", 0)) == "torch"  # resolves the name only, runs nothing
+    assert resolve_backend("TORCH", torch.device("cpu")) == "torch"
+
+
+def test_bad_backends_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="bad backend 'tensorrt'.*auto, torch, onnxruntime"):
+        resolve_backend("tensorrt", torch.device("cpu"))
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_backend("onnxruntime", torch.device("cuda", 0))
+
+
+def test_onnxruntime_and_torch_give_the_same_probabilities(classifiers, crops):
+    images, labels = crops
+    ort_model, torch_model = classifiers
+    assert (ort_model.backend, torch_model.backend) == ("onnxruntime", "torch")
+    a, b = ort_model.classify(images), torch_model.classify(images)
+    assert a.shape == (len(images), 6) and a.dtype == np.float32
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    names = ort_model.class_names
+    assert [names[i] for i in a.argmax(axis=1)] == [names[i] for i in b.argmax(axis=1)]
+    # These are training faces of the shipped model: nearly all must be right, or the export broke something.
+    assert np.mean([names[i] == label for i, label in zip(a.argmax(axis=1), labels)]) >= 0.9
+
+
+def test_batches_of_any_size_including_none(classifiers, crops):
+    ort_model, _ = classifiers
+    images, _ = crops
+    assert ort_model.classify([]).shape == (0, 6)
+    one = ort_model.classify(images[:1])
+    many = ort_model.classify(images[:7])
+    np.testing.assert_allclose(one[0], many[0], atol=1e-5)  # a face's answer does not depend on its batch
+
+
+def test_grad_cam_still_has_the_torch_model_with_onnxruntime(classifiers, crops):
+    from emotion_recognition_ros.explainer import GradCamExplainer
+
+    ort_model, _ = classifiers
+    batch = ort_model.to_batch(crops[0][:2])
+    maps = GradCamExplainer(ort_model.model).explain(batch, [0, 1])
+    assert maps.shape == (2, ort_model.meta.input_size, ort_model.meta.input_size)
+    assert np.isfinite(maps).all() and maps.max() > 0
