@@ -112,7 +112,7 @@ def plot_bench(path: Path, data: dict) -> Path | None:
                hatch="//" if name == "gradcam" else None)
         bottom += vals
     ax.set_ylabel("ms per frame (p50)")
-    ax.set_title("Where the time goes (ours, in-process; Grad-CAM off the frame path)")
+    ax.set_title("Where the time goes: a frame with a full detection\n(ours, in-process; Grad-CAM off the frame path)")
     ax.tick_params(axis="x", rotation=20)
     ax.legend(fontsize=8)
     fig.suptitle(f"{data['meta']['machine']} | {data['meta']['date']}", fontsize=9)

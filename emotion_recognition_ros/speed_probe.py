@@ -1,6 +1,6 @@
 """How fast is the node here? Two measurements, both on pasted CK+ faces (`scenes.make_scene`):
 
-    python -m emotion_recognition_ros.speed_probe pipeline --faces 1 --detect-every-n 3 --detect-scale 0.5
+    python -m emotion_recognition_ros.speed_probe pipeline --faces 1 --detect-every-n 1 --backend torch
         per-stage times of EmotionPipeline.process in this process (no ROS)
     python -m emotion_recognition_ros.speed_probe dds --rate 60 --seconds 20 -p detect_every_n:=3
         a camera-like publisher at --rate fps in this process, the real `emotion_node` in a child process
@@ -45,8 +45,8 @@ def profile_pipeline(args) -> dict:
     cv2.setNumThreads(args.threads)
     pipeline = EmotionPipeline(PipelineConfig(model_path=args.model, device=args.device,
                                               detect_every_n=args.detect_every_n, detect_scale=args.detect_scale,
-                                              detect_async=args.detect_async,
-                                              min_face_size=args.min_face_size))
+                                              detect_async=args.detect_async, track_refine=args.track_refine,
+                                              backend=args.backend, min_face_size=args.min_face_size))
     scenes = _scenes(args.faces, 10, args.width, args.height)
     stages: dict[str, list[float]] = {}
     totals, found = [], []
@@ -60,7 +60,8 @@ def profile_pipeline(args) -> dict:
             stages.setdefault(stage, []).append(seconds)
     report = {"frames": args.frames, "faces_per_frame": args.faces, "mean_faces_found": float(np.mean(found)),
             "device": str(pipeline.classifier.device), "threads": args.threads,
-            "detect_every_n": args.detect_every_n, "detect_async": args.detect_async, "detect_scale": args.detect_scale,
+            "detect_every_n": args.detect_every_n, "track_refine": args.track_refine, "detect_async": args.detect_async,
+            "detect_scale": args.detect_scale, "backend": pipeline.classifier.backend,
             "total_ms": _ms(totals), "fps_from_mean": round(1.0 / float(np.mean(totals)), 1),
             "stages_ms": {k: _ms(v) for k, v in stages.items()}}
     pipeline.close()
@@ -155,6 +156,8 @@ def probe_dds(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .pipeline import PipelineConfig
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
     for mode in ("pipeline", "dds"):
@@ -167,10 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     pipe.add_argument("--model", default="")
     pipe.add_argument("--frames", type=int, default=300)
     pipe.add_argument("--threads", type=int, default=1)
-    pipe.add_argument("--detect-every-n", type=int, default=1)
-    pipe.add_argument("--detect-scale", type=float, default=1.0)
-    pipe.add_argument("--min-face-size", type=int, default=40)
-    pipe.add_argument("--detect-async", action="store_true", help="background detection (the node's default)")
+    defaults = PipelineConfig()  # the node's defaults
+    pipe.add_argument("--detect-every-n", type=int, default=defaults.detect_every_n)
+    pipe.add_argument("--no-track-refine", dest="track_refine", action="store_false",
+                      help="carry tracked boxes between full detections instead of re-measuring them")
+    pipe.add_argument("--detect-scale", type=float, default=defaults.detect_scale)
+    pipe.add_argument("--min-face-size", type=int, default=defaults.min_face_size)
+    pipe.add_argument("--backend", default=defaults.backend, help="classifier backend: auto | torch | onnxruntime")
+    pipe.add_argument("--detect-async", action="store_true", help="background detection")
     pipe.add_argument("--gradcam", action="store_true", help="also time Grad-CAM on every frame")
     dds = sub.choices["dds"]
     dds.add_argument("--rate", type=float, default=60.0)
