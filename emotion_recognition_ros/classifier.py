@@ -84,10 +84,10 @@ class Classifier:
     """
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", warmup: bool = True,
-                 backend: str = "auto", threads: int | None = None):
+                 backend: str = "auto"):
         self.device = resolve_device(device)
         self._auto = str(device).strip().lower() == "auto"
-        self._backend_spec, self._threads = backend, threads
+        self._backend_spec = backend
         model, self.meta = model_io.load_model(model_path or None, "cpu")
         self.class_names = list(self.meta.class_names)
         self._onnx: OnnxRuntimeRunner | None = None
@@ -117,7 +117,7 @@ class Classifier:
         self.backend = resolve_backend(self._backend_spec, device)
         self._onnx = None
         if self.backend == "onnxruntime":
-            self._onnx = OnnxRuntimeRunner(self.model, self.meta.input_size, self.meta.in_chans, self._threads)
+            self._onnx = OnnxRuntimeRunner(self.model, self.meta.input_size, self.meta.in_chans)
 
     @property
     def model_id(self) -> str:

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import copy
 import io
-import logging
 import warnings
 
 import numpy as np
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def onnxruntime_available() -> bool:
