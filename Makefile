@@ -16,9 +16,10 @@ $(STAMP): $(SETUP_INPUTS)
 	@touch $@
 
 demo: setup
-	$(RUN) python -m emotion_recognition_ros.demo $(DEMO_ARGS)
+	$(RUN) python -m emotion_recognition_ros.tools.demo $(DEMO_ARGS)
 
 test: setup
+	$(RUN) ruff check .
 	$(RUN) python -m pytest $(TEST_ARGS)
 
 bench: setup

@@ -24,11 +24,11 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            f"emotion_node = {PACKAGE}.emotion_node:main",
-            f"image_source = {PACKAGE}.image_source_node:main",
-            f"bag_recorder = {PACKAGE}.bag_recorder:main",
-            f"evaluate_bag = {PACKAGE}.evaluate_bag:main",
-            f"emotion_demo = {PACKAGE}.demo:main",
+            f"emotion_node = {PACKAGE}.ros.emotion_node:main",
+            f"image_source = {PACKAGE}.ros.image_source_node:main",
+            f"bag_recorder = {PACKAGE}.tools.bag_recorder:main",
+            f"evaluate_bag = {PACKAGE}.tools.evaluate_bag:main",
+            f"emotion_demo = {PACKAGE}.tools.demo:main",
         ],
     },
 )

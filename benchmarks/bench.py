@@ -115,7 +115,7 @@ def our_node_spec(args: argparse.Namespace) -> dds.NodeSpec:
     if args.threads:
         params.append(f"threads:={args.threads}")
     params += args.node_param
-    argv = dds.python_module("emotion_recognition_ros.emotion_node", "--ros-args")
+    argv = dds.python_module("emotion_recognition_ros.ros.emotion_node", "--ros-args")
     for item in params:
         argv += ["-p", item]
     return dds.NodeSpec("ours", argv)
@@ -174,7 +174,7 @@ def run_node(args, spec: dds.NodeSpec, frame_sets, msgs_by_key, truth_by_key, dr
              log_dir: Path) -> tuple[list[dict], list[dict], dict]:
     """One node process, every frame set: closed loop (and open loop with --rate)."""
     closed, opened = [], []
-    with dds.NodeProcess(spec, log_dir / f"{spec.name}.log") as proc:
+    with dds.NodeUnderTest(spec, log_dir / f"{spec.name}.log") as proc:
         t = time.monotonic()
         driver.wait_for_node(proc)
         startup = time.monotonic() - t

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import array
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +18,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from emotion_recognition_ros.tools.processes import NodeProcess
 
 from .matching import PredictedFace, Score, predicted_faces
 from .stats import ProcessMonitor, summarize_ms
@@ -65,51 +65,12 @@ class NodeSpec:
     result_topic: str = "/emotion"
 
 
-class NodeProcess:
-    """A node under test in its own process group; output goes to a log file."""
+class NodeUnderTest(NodeProcess):
+    """A node under test started from its NodeSpec (the package's one node-process helper)."""
 
     def __init__(self, spec: NodeSpec, log_path: Path):
+        super().__init__(spec.argv, log_path, spec.env)
         self.spec = spec
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> "NodeProcess":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")
-        env = dict(self.spec.env if self.spec.env is not None else os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        self.proc = subprocess.Popen(self.spec.argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            # SIGINT first so rclpy shuts down cleanly; the group is the one we created for this node.
-            for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-                try:
-                    os.killpg(self.proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    self.proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        self._log.close()
 
 
 @dataclass
@@ -231,7 +192,7 @@ class Driver:
             self.executor.spin_once(timeout_sec=min(left, 0.05))
         return True
 
-    def wait_for_node(self, proc: NodeProcess, timeout: float = STARTUP_TIMEOUT) -> None:
+    def wait_for_node(self, proc: NodeUnderTest, timeout: float = STARTUP_TIMEOUT) -> None:
         """Until the node under test subscribes to our frames and publishes to our result topic."""
         ok = self.spin_until(lambda: not proc.alive() or (
             self.pub.get_subscription_count() > 0 and self.sub.get_publisher_count() > 0), timeout)

@@ -25,7 +25,7 @@ from .stats import summarize_ms
 def pipeline_run(frame_sets, hold: int, motion: float, noise: float, **config) -> dict:
     """Sync per-frame pipeline time and accuracy with some PipelineConfig changes, on the bench's camera-like
     stream (each scene `hold` frames, panning `motion` px a frame with sensor noise: frames.held_stream)."""
-    from emotion_recognition_ros.pipeline import load_pipeline
+    from emotion_recognition_ros.core.pipeline import load_pipeline
 
     p = load_pipeline(**config)
     out = {}
@@ -52,7 +52,7 @@ def pipeline_run(frame_sets, hold: int, motion: float, noise: float, **config) -
 
 
 def classify_run(crops: list[np.ndarray], repeats: int, backend: str, batched: bool) -> dict:
-    from emotion_recognition_ros.classifier import Classifier
+    from emotion_recognition_ros.core.classifier import Classifier
 
     c = Classifier(None, "cpu", backend=backend)
     times = []

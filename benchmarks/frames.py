@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from emotion_recognition_ros.scenes import DEFAULT_CKPLUS, LabelledFace, Scene, load_faces, make_scene
+from emotion_recognition_ros.media.scenes import DEFAULT_CKPLUS, LabelledFace, Scene, load_faces, make_scene
 
 SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
 FACE_COUNTS = (0, 1, 4)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from emotion_recognition_ros.model_io import DEFAULT_CLASSES
-from emotion_recognition_ros.tracker import match_boxes as _match_boxes
+from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES
+from emotion_recognition_ros.core.tracking.tracker import match_boxes as _match_boxes
 
 IOU_MATCH = 0.3
 Box = tuple[float, float, float, float]  # x, y, w, h

@@ -15,7 +15,7 @@ def _f(v: Any, digits: int = 1) -> str:
 
 
 def stage_table(stages: list[dict]) -> str:
-    cols = ("decode", "detect", "preprocess", "classify", "gradcam", "publish")
+    cols = ("decode", "detect", "preprocess", "classify", "explain", "publish")
     head = f"{'frames':<14}" + "".join(f"{c + ' p50/p95':>22}" for c in cols) + f"{'total p50':>11}{'fps':>8}"
     lines = ["Per-stage latency in-process (ms; total excludes Grad-CAM, which runs off the frame path)", head]
     for s in stages:
@@ -104,12 +104,12 @@ def plot_bench(path: Path, data: dict) -> Path | None:
     ax.set_title("Accuracy, same frames")
     ax.legend(fontsize=8)
     ax = axes[1]
-    names = ("decode", "detect", "preprocess", "classify", "publish", "gradcam")
+    names = ("decode", "detect", "preprocess", "classify", "publish", "explain")
     bottom = np.zeros(len(stages))
     for name in names:
         vals = np.array([(s["stages"].get(name) or {}).get("p50") or 0.0 for s in stages])
         ax.bar([s["key"] for s in stages], vals, bottom=bottom, label=name,
-               hatch="//" if name == "gradcam" else None)
+               hatch="//" if name == "explain" else None)
         bottom += vals
     ax.set_ylabel("ms per frame (p50)")
     ax.set_title("Where the time goes: a frame with a full detection\n(ours, in-process; Grad-CAM off the frame path)")

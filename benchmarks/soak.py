@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     last_report = [0.0]
     print(f"soak: {args.minutes:g} min at {args.rate:g} fps, {fs.key}, transport {transport}", flush=True)
     try:
-        with dds.NodeProcess(spec, args.output / "logs" / "soak_node.log") as proc:
+        with dds.NodeUnderTest(spec, args.output / "logs" / "soak_node.log") as proc:
             driver.wait_for_node(proc)
             driver.warm_up(stream, 5)
             monitor = ProcessMonitor(proc.pid, interval=1.0).start()

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from .frames import FrameSet
 from .stats import summarize_ms
 
-STAGES = ("decode", "detect", "preprocess", "classify", "gradcam", "publish")
+STAGES = ("decode", "detect", "preprocess", "classify", "explain", "publish")
 
 
 @dataclass
@@ -34,7 +34,7 @@ class InProcessNode:
         import rclpy
         from rclpy.context import Context
 
-        from emotion_recognition_ros.emotion_node import EmotionNode
+        from emotion_recognition_ros.ros.emotion_node import EmotionNode
 
         self.context = Context()
         rclpy.init(args=[], context=self.context)  # never our own CLI arguments
@@ -51,20 +51,20 @@ class InProcessNode:
             rclpy.shutdown(context=self.context)
 
 
-def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int, gradcam: bool = True,
+def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int, explain: bool = True,
                    warmup: int = 2, progress=None) -> StageResult:
     """Time each stage over `repeats` passes of the set's frames (after `warmup` untimed frames)."""
     import torch
 
-    from emotion_recognition_ros.image_conversion import image_msg_to_bgr
+    from emotion_recognition_ros.ros.image_conversion import image_msg_to_bgr
 
     pipeline = node.pipeline
     cuda = pipeline.classifier.device.type == "cuda"
-    if gradcam:
+    if explain:
         pipeline.warmup_explainer()
     pipeline.reset()
     for k in range(warmup):
-        pipeline.process(image_msg_to_bgr(msgs[k % len(msgs)]), explain=gradcam)
+        pipeline.process(image_msg_to_bgr(msgs[k % len(msgs)]), explain=explain)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(pipeline.classifier.device)
@@ -76,17 +76,17 @@ def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int,
             t0 = time.perf_counter()
             frame = image_msg_to_bgr(msg)
             t1 = time.perf_counter()
-            result = pipeline.process(frame, explain=gradcam)
+            result = pipeline.process(frame, explain=explain)
             if cuda:
                 torch.cuda.synchronize()
             t2 = time.perf_counter()
             node.emotion_pub.publish(node.to_message(msg.header, result))
             t3 = time.perf_counter()
             times["decode"].append(t1 - t0)
-            for stage in ("detect", "preprocess", "classify", "gradcam"):
+            for stage in ("detect", "preprocess", "classify", "explain"):
                 times[stage].append(result.timings.get(stage, 0.0))
             times["publish"].append(t3 - t2)
-            totals.append(t3 - t0 - result.timings.get("gradcam", 0.0))
+            totals.append(t3 - t0 - result.timings.get("explain", 0.0))
             if progress is not None:
                 progress.update(1)
     out = StageResult(frame_set.key, len(totals), {s: summarize_ms(v) for s, v in times.items()},
@@ -95,6 +95,6 @@ def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int,
     out.fps = round(1000.0 / mean, 2) if mean else None
     if cuda:
         out.gpu_max_memory_mib = round(torch.cuda.max_memory_allocated(pipeline.classifier.device) / 2**20, 1)
-    if not gradcam:
-        out.stages.pop("gradcam")
+    if not explain:
+        out.stages.pop("explain")
     return out

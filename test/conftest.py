@@ -68,7 +68,7 @@ def faces():
     import cv2
     import torch
 
-    from emotion_recognition_ros.scenes import load_faces
+    from emotion_recognition_ros.media.scenes import load_faces
 
     require_shared_data()
     torch.set_num_threads(1)

@@ -15,8 +15,8 @@ def test_records_images_and_emotions_with_definitions(ros_context, executor, tmp
     from rosbags.highlevel import AnyReader
     from sensor_msgs.msg import Image
 
-    from emotion_recognition_ros.bag_recorder import BagRecorder
-    from emotion_recognition_ros.image_source_node import ImageSourceNode
+    from emotion_recognition_ros.tools.bag_recorder import BagRecorder
+    from emotion_recognition_ros.ros.image_source_node import ImageSourceNode
 
     bag = tmp_path / "session"
     recorder = BagRecorder(context=ros_context, parameter_overrides=[
@@ -69,9 +69,9 @@ def test_records_images_and_emotions_with_definitions(ros_context, executor, tmp
 def test_zstd_bag_reads_back(ros_context, executor, tmp_path):
     from rclpy.parameter import Parameter
 
-    from emotion_recognition_ros.bag_io import read_messages, summarize
-    from emotion_recognition_ros.bag_recorder import BagRecorder
-    from emotion_recognition_ros.image_source_node import ImageSourceNode
+    from emotion_recognition_ros.tools.bag_io import read_messages, summarize
+    from emotion_recognition_ros.tools.bag_recorder import BagRecorder
+    from emotion_recognition_ros.ros.image_source_node import ImageSourceNode
 
     bag = tmp_path / "small"
     recorder = BagRecorder(context=ros_context, parameter_overrides=[
@@ -93,7 +93,7 @@ def test_zstd_bag_reads_back(ros_context, executor, tmp_path):
 
 
 def test_cli_flags_and_bad_input(tmp_path, capsys):
-    from emotion_recognition_ros.bag_recorder import main, ros_arguments
+    from emotion_recognition_ros.tools.bag_recorder import main, ros_arguments
 
     assert ros_arguments(["-o", "x", "-s", "sqlite3", "/a", "/b"]) == [
         "--ros-args", "-p", "topics:=['/a','/b']", "-p", "output:=x", "-p", "storage:=sqlite3"]
@@ -115,11 +115,11 @@ def test_cli_process_finishes_the_bag_on_ctrl_c(ros_context, executor, tmp_path)
 
     from rclpy.parameter import Parameter
 
-    from emotion_recognition_ros.bag_io import summarize
-    from emotion_recognition_ros.image_source_node import ImageSourceNode
+    from emotion_recognition_ros.tools.bag_io import summarize
+    from emotion_recognition_ros.ros.image_source_node import ImageSourceNode
 
     bag = tmp_path / "cli_bag"
-    proc = subprocess.Popen([sys.executable, "-m", "emotion_recognition_ros.bag_recorder", "-o", str(bag),
+    proc = subprocess.Popen([sys.executable, "-m", "emotion_recognition_ros.tools.bag_recorder", "-o", str(bag),
                              "-s", "sqlite3", "/camera/image_raw"], stderr=subprocess.PIPE, text=True)
     try:
         source = ImageSourceNode(context=ros_context, parameter_overrides=[

@@ -37,7 +37,7 @@ def test_bench_runs_on_two_frames(tmp_path):
 
     [stages] = data["stages"]
     assert stages["key"] == "320x240/1f" and stages["frames"] == 2
-    for name in ("decode", "detect", "preprocess", "classify", "gradcam", "publish"):
+    for name in ("decode", "detect", "preprocess", "classify", "explain", "publish"):
         st = stages["stages"][name]
         assert st["n"] == 2 and 0.0 <= st["p50"] <= st["p95"], (name, st)
     assert stages["stages"]["classify"]["p50"] > 0 and stages["fps"] > 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_recognition_ros.classifier import Classifier, resolve_backend
+from emotion_recognition_ros.core.classifier import Classifier, resolve_backend
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,24 @@ def test_batches_of_any_size_including_none(classifiers, crops):
 
 
 def test_grad_cam_still_has_the_torch_model_with_onnxruntime(classifiers, crops):
-    from emotion_recognition_ros.explainer import GradCamExplainer
+    from emotion_recognition_ros.core.explain import GradCamExplainer
 
     ort_model, _ = classifiers
     batch = ort_model.to_batch(crops[0][:2])
     maps = GradCamExplainer(ort_model.model).explain(batch, [0, 1])
     assert maps.shape == (2, ort_model.meta.input_size, ort_model.meta.input_size)
     assert np.isfinite(maps).all() and maps.max() > 0
+
+
+def test_onnxruntime_threads_come_from_the_config_not_from_torch():
+    """A pipeline built outside the node used to give ONNX Runtime torch.get_num_threads() (all cores)."""
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pipeline = EmotionPipeline(PipelineConfig(device="cpu", backend="onnxruntime", threads=1))
+        assert pipeline.classifier._run.threads == 1
+        assert Classifier(None, "cpu", backend="onnxruntime", threads=2)._run.threads == 2
+    finally:
+        torch.set_num_threads(before)

@@ -14,8 +14,8 @@ torch.set_num_threads(1)
 
 
 def test_short_demo_runs_end_to_end(tmp_path, capsys):
-    from emotion_recognition_ros.demo import main
-    from emotion_recognition_ros.evaluate_bag import main as evaluate_main
+    from emotion_recognition_ros.tools.demo import main
+    from emotion_recognition_ros.tools.evaluate_bag import main as evaluate_main
 
     require_shared_data()
     out = tmp_path / "demo"
@@ -50,7 +50,7 @@ def test_short_demo_runs_end_to_end(tmp_path, capsys):
 
 
 def test_demo_rejects_bad_source_with_one_line(tmp_path, capsys):
-    from emotion_recognition_ros.demo import main
+    from emotion_recognition_ros.tools.demo import main
 
     (tmp_path / "clip.mp4").write_bytes(b"\x00" * 2048)
     assert main(["--source", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "o")]) == 2
@@ -59,7 +59,7 @@ def test_demo_rejects_bad_source_with_one_line(tmp_path, capsys):
 
 
 def test_demo_reports_a_missing_model_in_one_line(tmp_path, capsys):
-    from emotion_recognition_ros.demo import main
+    from emotion_recognition_ros.tools.demo import main
 
     missing = tmp_path / "nope.safetensors"
     assert main(["--model", str(missing), "--device", "cpu", "--out", str(tmp_path / "o")]) == 2

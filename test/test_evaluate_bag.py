@@ -30,9 +30,9 @@ def write_labelled_bag(path: Path, storage: str, n_frames: int = 12, drop: set[i
     import rclpy.serialization
     from emotion_msgs.msg import Emotion, EmotionArray
 
-    from emotion_recognition_ros.bag_io import open_writer, typestore
-    from emotion_recognition_ros.image_conversion import bgr_to_image_msg
-    from emotion_recognition_ros.sources import SyntheticSource
+    from emotion_recognition_ros.tools.bag_io import open_writer, typestore
+    from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
+    from emotion_recognition_ros.media.sources import SyntheticSource
 
     require_shared_data()
     source = SyntheticSource("scenes", width=320, height=240, seed=3, hold_frames=4, ckplus=CKPLUS)
@@ -78,7 +78,7 @@ def write_truth(path: Path, rows: list[dict]) -> Path:
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
 def test_labelled_bag_evaluates_with_exact_numbers(tmp_path, storage):
-    from emotion_recognition_ros.evaluate_bag import main
+    from emotion_recognition_ros.tools.evaluate_bag import main
 
     bag = tmp_path / "bag"
     truth = write_truth(tmp_path / "truth.csv",
@@ -108,7 +108,7 @@ def test_labelled_bag_evaluates_with_exact_numbers(tmp_path, storage):
 
 def test_frame_level_truth_by_time(tmp_path):
     """`time_s,label` rows (labelling a video by time) match the nearest frame and score every face in it."""
-    from emotion_recognition_ros.evaluate_bag import evaluate
+    from emotion_recognition_ros.tools.evaluate_bag import evaluate
 
     bag = tmp_path / "bag"
     rows = write_labelled_bag(bag, "mcap", n_frames=6)
@@ -126,7 +126,7 @@ def test_frame_level_truth_by_time(tmp_path):
 
 
 def test_json_truth_equals_csv_truth(tmp_path):
-    from emotion_recognition_ros.evaluate_bag import evaluate
+    from emotion_recognition_ros.tools.evaluate_bag import evaluate
 
     bag = tmp_path / "bag"
     rows = write_labelled_bag(bag, "mcap", n_frames=5, wrong={2})
@@ -138,7 +138,7 @@ def test_json_truth_equals_csv_truth(tmp_path):
 
 
 def _run(capsys, argv):
-    from emotion_recognition_ros.evaluate_bag import main
+    from emotion_recognition_ros.tools.evaluate_bag import main
 
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err.strip()

@@ -9,7 +9,7 @@ import time
 import pytest
 from test_node import Rig  # the real EmotionNode + a peer over DDS
 
-from emotion_recognition_ros.scenes import make_scene
+from emotion_recognition_ros.media.scenes import make_scene
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +91,11 @@ def test_a_burst_of_100_frames_is_dropped_not_queued_and_latency_recovers(rig, f
 def test_device_auto_without_cuda_falls_back_to_the_cpu_with_a_warning(caplog):
     import torch
 
-    from emotion_recognition_ros.classifier import resolve_device
+    from emotion_recognition_ros.core.device import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the fallback path cannot be reached honestly")
-    with caplog.at_level(logging.WARNING, logger="emotion_recognition_ros.classifier"):
+    with caplog.at_level(logging.WARNING, logger="emotion_recognition_ros.core.device"):
         assert resolve_device("auto").type == "cpu"
     assert "CUDA is not available" in caplog.text
     with pytest.raises(ValueError, match="CUDA is not available"):

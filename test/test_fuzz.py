@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emotion_recognition_ros.image_conversion import (ENCODINGS, ImageConversionError, compressed_msg_to_bgr,
+from emotion_recognition_ros.ros.image_conversion import (ENCODINGS, ImageConversionError, compressed_msg_to_bgr,
                                                       image_msg_to_bgr)
-from emotion_recognition_ros.model_io import DEFAULT_CLASSES, ModelMetadata
-from emotion_recognition_ros.preprocess import crop_face, faces_to_batch
+from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES, ModelMetadata
+from emotion_recognition_ros.core.preprocess import crop_face, faces_to_batch
 
 sensor_msgs = pytest.importorskip("sensor_msgs.msg")
 FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sensor_msgs.msg import CompressedImage, Image
 
-from emotion_recognition_ros.image_conversion import (ImageConversionError, bgr_to_image_msg,
+from emotion_recognition_ros.ros.image_conversion import (ImageConversionError, bgr_to_image_msg,
                                                       compressed_msg_to_bgr, image_msg_to_array, image_msg_to_bgr)
 
 RNG = np.random.default_rng(0)

@@ -22,7 +22,7 @@ def write_video(path, n: int = 10, fps: float = 12.0, size=(160, 120)):
 
 
 def test_video_source_reads_every_frame_and_rewinds(tmp_path):
-    from emotion_recognition_ros.sources import open_source
+    from emotion_recognition_ros.media.sources import open_source
 
     source = open_source(str(write_video(tmp_path / "clip.avi")))
     frames = list(source)
@@ -35,7 +35,7 @@ def test_video_source_reads_every_frame_and_rewinds(tmp_path):
 
 
 def test_folder_source_sorts_skips_unreadable_and_loops(tmp_path):
-    from emotion_recognition_ros.sources import open_source
+    from emotion_recognition_ros.media.sources import open_source
 
     for i in (2, 0, 1):
         cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((30, 40), 50 * i, np.uint8))
@@ -50,7 +50,7 @@ def test_folder_source_sorts_skips_unreadable_and_loops(tmp_path):
 
 
 def test_synthetic_scenes_carry_ground_truth():
-    from emotion_recognition_ros.sources import SyntheticSource
+    from emotion_recognition_ros.media.sources import SyntheticSource
 
     require_shared_data()
     source = SyntheticSource("synthetic", width=320, height=240, hold_frames=3, ckplus=CKPLUS)
@@ -68,7 +68,7 @@ def test_synthetic_scenes_carry_ground_truth():
 
 
 def test_astronaut_ships_with_scikit_image():
-    from emotion_recognition_ros.sources import SyntheticSource
+    from emotion_recognition_ros.media.sources import SyntheticSource
 
     source = SyntheticSource("astronaut", width=640, height=480)
     a = source.read()
@@ -84,7 +84,7 @@ def test_astronaut_ships_with_scikit_image():
     (lambda d: (d / "bad.png").write_bytes(b"png?") and d / "bad.png", "could be decoded"),
 ])
 def test_bad_sources_name_the_problem(tmp_path, make, problem):
-    from emotion_recognition_ros.sources import SourceError, open_source
+    from emotion_recognition_ros.media.sources import SourceError, open_source
 
     path = make(tmp_path)
     with pytest.raises(SourceError) as info:
@@ -99,8 +99,8 @@ def test_node_publishes_stamped_frames_and_camera_info(ros_context, executor, tm
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
-    from emotion_recognition_ros.image_source_node import ImageSourceNode
-    from emotion_recognition_ros.image_conversion import image_msg_to_bgr
+    from emotion_recognition_ros.ros.image_source_node import ImageSourceNode
+    from emotion_recognition_ros.ros.image_conversion import image_msg_to_bgr
 
     require_shared_data()
     truth_file = tmp_path / "truth.csv"
@@ -136,7 +136,7 @@ def test_node_plays_a_video_once_without_loop(ros_context, executor, tmp_path):
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
 
-    from emotion_recognition_ros.image_source_node import ImageSourceNode
+    from emotion_recognition_ros.ros.image_source_node import ImageSourceNode
 
     video = write_video(tmp_path / "clip.avi", n=6)
     source = ImageSourceNode(context=ros_context, parameter_overrides=[
@@ -154,7 +154,7 @@ def test_node_plays_a_video_once_without_loop(ros_context, executor, tmp_path):
 
 
 def test_cli_rejects_bad_input_with_one_line(capsys, tmp_path):
-    from emotion_recognition_ros.image_source_node import main
+    from emotion_recognition_ros.ros.image_source_node import main
 
     (tmp_path / "bad.avi").write_bytes(b"RIFF" + b"\x00" * 1000)
     for args, problem in ((["-p", f"source:={tmp_path / 'bad.avi'}"], "not a readable video"),

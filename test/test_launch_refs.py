@@ -21,9 +21,9 @@ PACKAGE = "emotion_recognition_ros"
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
 # Console script -> (module, node class): the nodes launch files may start from this package.
 NODE_CLASSES = {
-    "emotion_node": (f"{PACKAGE}.emotion_node", "EmotionNode"),
-    "image_source": (f"{PACKAGE}.image_source_node", "ImageSourceNode"),
-    "bag_recorder": (f"{PACKAGE}.bag_recorder", "BagRecorder"),
+    "emotion_node": (f"{PACKAGE}.ros.emotion_node", "EmotionNode"),
+    "image_source": (f"{PACKAGE}.ros.image_source_node", "ImageSourceNode"),
+    "bag_recorder": (f"{PACKAGE}.tools.bag_recorder", "BagRecorder"),
 }
 EXTERNAL_EXECUTABLES = {("rviz2", "rviz2")}
 
@@ -171,6 +171,6 @@ def test_rviz_config_shows_annotated_image_and_heatmap():
     displays = config["Visualization Manager"]["Displays"]
     shown = {d["Topic"]["Value"] for d in displays if d["Class"] == "rviz_default_plugins/Image" and d["Enabled"]}
     # The topics the node publishes by default (its parameter table is the single source of them).
-    from emotion_recognition_ros.emotion_node import PARAMETERS
+    from emotion_recognition_ros.ros.emotion_node import PARAMETERS
 
-    assert shown == {PARAMETERS["annotated_topic"][0], PARAMETERS["heatmap_topic"][0]}
+    assert shown == {PARAMETERS["annotated_topic"].default, PARAMETERS["heatmap_topic"].default}

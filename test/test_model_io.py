@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from emotion_recognition_ros.model_io import (DEFAULT_CLASSES, ModelLoadError, ModelMetadata, build_model,
+from emotion_recognition_ros.core.model_io import (DEFAULT_CLASSES, ModelLoadError, ModelMetadata, build_model,
                                               load_model, save_model)
 
 ARCH = "mobilenetv3_small_050"  # small timm net: these tests are about the file format, not accuracy
@@ -98,3 +98,31 @@ def test_metadata_missing_fields_or_duplicate_classes(saved):
     _edit_meta(path, class_names=["happy", "happy", "a", "b", "c", "d"])
     with pytest.raises(ModelLoadError, match="distinct"):
         load_model(path)
+
+
+def test_model_id_names_the_weights_that_were_loaded(saved, tmp_path):
+    """Weights swapped under an unchanged JSON are refused (the JSON's hash would name weights that never ran);
+    without a hash in the JSON the id comes from the loaded bytes."""
+    import hashlib
+
+    path, _ = saved
+    torch.manual_seed(1)
+    save_model(build_model(ARCH, len(DEFAULT_CLASSES)), ModelMetadata(ARCH, list(DEFAULT_CLASSES), input_size=64),
+               tmp_path / "other")
+    weights = path.with_suffix(".safetensors")
+    weights.write_bytes((tmp_path / "other.safetensors").read_bytes())
+    with pytest.raises(ModelLoadError, match=r"m\.safetensors: SHA-256 .* differs from weights_sha256"):
+        load_model(path)
+    _edit_meta(path, weights_sha256="")
+    _, meta = load_model(path)
+    assert meta.weights_sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert meta.model_id == f"{ARCH}@{meta.weights_sha256[:12]}"
+
+
+def test_the_shipped_model_matches_its_hash_and_names_no_build_machine_path():
+    from emotion_recognition_ros.core.model_io import default_model_path, read_metadata
+
+    _, meta = load_model(None)
+    assert meta.weights_sha256 == read_metadata(default_model_path()).weights_sha256
+    text = default_model_path().with_suffix(".json").read_text()
+    assert "/work/" not in text and "/home/" not in text and '"/' not in text

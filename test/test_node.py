@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from conftest import REPO, spin_until
-from emotion_recognition_ros import model_io
-from emotion_recognition_ros.preprocess import crop_face, faces_to_batch
-from emotion_recognition_ros.scenes import make_scene
-from emotion_recognition_ros.tracker import iou
+from emotion_recognition_ros.core import model_io
+from emotion_recognition_ros.core.preprocess import crop_face, faces_to_batch
+from emotion_recognition_ros.media.scenes import make_scene
+from emotion_recognition_ros.core.tracking.tracker import iou
 
 COMPRESSED = "/camera/image_raw/compressed"
 
@@ -32,7 +32,7 @@ class Rig:
         from emotion_msgs.msg import EmotionArray
         from sensor_msgs.msg import CompressedImage, Image
 
-        from emotion_recognition_ros.emotion_node import EmotionNode
+        from emotion_recognition_ros.ros.emotion_node import EmotionNode
 
         self.context = Context()
         rclpy.init(context=self.context)
@@ -59,7 +59,7 @@ class Rig:
         return spin_until(self.executor, predicate, timeout)
 
     def image(self, frame: np.ndarray, stamp: int | None = None):
-        from emotion_recognition_ros.image_conversion import bgr_to_image_msg
+        from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
 
         msg = bgr_to_image_msg(frame)
         return self.stamped(msg, stamp)
@@ -249,6 +249,40 @@ def test_bad_input_is_logged_and_the_next_good_frame_is_processed(rig, faces, ca
     assert len(out.emotions) == 1
 
 
+def test_diagnostics_reach_error_while_every_frame_fails_and_recover(faces):
+    """Every frame rejected used to read 'no frames processed yet' at WARN, as if the camera were merely slow."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    rig = Rig()
+    try:
+        bad, _ = _bad_messages()["unknown encoding"]
+        for _ in range(3):
+            rejected = rig.node.stats.rejected
+            rig.pub.publish(rig.stamped(bad))
+            assert rig.spin(lambda: rig.node.stats.rejected == rejected + 1, 10)
+        count = len(rig.diagnostics)
+        assert rig.spin(lambda: len(rig.diagnostics) > count, 5)
+        status = rig.diagnostics[-1].status[0]
+        assert status.level == DiagnosticStatus.ERROR and "every recent frame failed" in status.message
+        assert len(rig.send(rig.image(make_scene([faces[61]], rng=5).frame)).emotions) == 1
+        count = len(rig.diagnostics)
+        assert rig.spin(lambda: len(rig.diagnostics) > count, 5)
+        assert rig.diagnostics[-1].status[0].level == DiagnosticStatus.OK
+    finally:
+        rig.close()
+
+
+def test_renamed_parameters_are_refused_naming_the_new_name(ros_context, tmp_path):
+    from emotion_recognition_ros.ros.emotion_node import EmotionNode
+
+    with pytest.raises(ValueError, match="'input_reliability' is now 'reliability'"):
+        EmotionNode(context=ros_context, parameter_overrides={"device": "cpu", "input_reliability": "reliable"})
+    params = tmp_path / "old.yaml"
+    params.write_text("emotion_node:\n  ros__parameters:\n    input_depth: 3\n")
+    with pytest.raises(ValueError, match="'input_depth' is now 'qos_depth'"):
+        EmotionNode(context=ros_context, cli_args=["--ros-args", "--params-file", str(params)])
+
+
 def test_compressed_input_and_corrupt_compressed_images(rig, faces):
     from sensor_msgs.msg import CompressedImage
 
@@ -285,7 +319,7 @@ def test_stale_frames_are_dropped_not_queued(rig, faces):
 
 
 def test_stamp_gaps_count_lost_frames(rig, faces):
-    from emotion_recognition_ros.diagnostics import StampGapMonitor
+    from emotion_recognition_ros.ros.diagnostics import StampGapMonitor
 
     monitor = StampGapMonitor()
     lost = [monitor.update(t) for t in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0, 1.1)]
@@ -307,7 +341,7 @@ def test_frames_lost_by_dds_are_counted_exactly(faces):
     """Camera and node in two processes: every frame offered is either received or reported lost by DDS."""
     import argparse
 
-    from emotion_recognition_ros.speed_probe import probe_dds
+    from benchmarks.speed_probe import probe_dds
 
     report = probe_dds(argparse.Namespace(rate=30.0, seconds=4.0, faces=1, width=640, height=480, device="cpu",
                                           param=["detect_async:=false"], heatmap=False,
@@ -349,7 +383,7 @@ def test_parameter_service_over_dds(rig):
     assert rig.spin(future.done, 10)
     ok, bad = future.result().results
     assert ok.successful and not bad.successful
-    assert rig.node.pipeline.config.smoothing == 0.25 and rig.node.pipeline.smoother.alpha == 0.25
+    assert rig.node.pipeline.config.smoothing == 0.25 and rig.node.pipeline.smoother.smoothing == 0.25
     future = client.get_parameters(["smoothing"])
     assert rig.spin(future.done, 10)
     assert future.result().values[0].double_value == 0.25
@@ -395,7 +429,7 @@ def test_the_shipped_params_file_is_accepted(faces):
 
 
 def test_missing_or_corrupt_model_is_a_start_up_error_naming_the_file(tmp_path, ros_context):
-    from emotion_recognition_ros.emotion_node import EmotionNode
+    from emotion_recognition_ros.ros.emotion_node import EmotionNode
 
     missing = tmp_path / "nowhere.safetensors"
     with pytest.raises(model_io.ModelLoadError, match="nowhere"):
@@ -419,7 +453,7 @@ def test_missing_or_corrupt_model_is_a_start_up_error_naming_the_file(tmp_path, 
 
 def test_console_script_exits_with_a_clear_message_on_a_missing_model(tmp_path):
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-m", "emotion_recognition_ros.emotion_node", "--ros-args", "-p",
+    proc = subprocess.run([sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p",
                            f"model_path:={tmp_path / 'absent.safetensors'}"], capture_output=True, text=True,
                           timeout=120, env=env, cwd=REPO)
     assert proc.returncode == 1, proc.stderr

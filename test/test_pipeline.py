@@ -9,18 +9,18 @@ import pytest
 import torch
 
 from conftest import PHOTOS
-from emotion_recognition_ros import model_io
-from emotion_recognition_ros.detectors import BoxAdjust, Detection, available_detectors, create_detector
-from emotion_recognition_ros.preprocess import faces_to_batch
-from emotion_recognition_ros.scenes import make_scene
-from emotion_recognition_ros.smoother import EmaSmoother
-from emotion_recognition_ros.tracker import IouTracker, iou
-from emotion_recognition_ros.pipeline import EmotionPipeline, PipelineConfig
+from emotion_recognition_ros.core import model_io
+from emotion_recognition_ros.core.detection import BoxAdjust, Detection, available_detectors, create_detector
+from emotion_recognition_ros.core.preprocess import faces_to_batch
+from emotion_recognition_ros.media.scenes import make_scene
+from emotion_recognition_ros.core.tracking.smoother import EmaSmoother
+from emotion_recognition_ros.core.tracking.tracker import IouTracker, iou
+from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
 
 @pytest.fixture(scope="module")
 def classifier(faces):
-    from emotion_recognition_ros.classifier import Classifier
+    from emotion_recognition_ros.core.classifier import Classifier
 
     return Classifier(None, "cpu")  # the shipped default model
 
@@ -46,7 +46,7 @@ def test_one_face_gives_one_result_on_the_face(faces, classifier):
     assert abs(float(face.scores.sum()) - 1.0) < 1e-5 and abs(float(face.raw_scores.sum()) - 1.0) < 1e-5
     assert face.detection.landmarks.shape == (5, 2) and 0.9 <= face.detection.score <= 1.0
     assert result.detected and face.fresh and face.track_age == 1
-    assert result.timings["detect"] > 0 and result.timings["classify"] > 0 and result.timings["gradcam"] == 0
+    assert result.timings["detect"] > 0 and result.timings["classify"] > 0 and result.timings["explain"] == 0
     assert result.heatmaps is None
 
 
@@ -86,7 +86,7 @@ def test_three_faces_keep_their_ids_while_moving(faces, classifier):
         for face in result.faces:
             best = max(range(3), key=lambda i: iou(face.roi, boxes[i]))
             assert iou(face.roi, boxes[best]) > 0.6
-            mapping[best] = face.track_id
+            mapping[best] = face.face_id
         assert len(set(mapping.values())) == 3
         ids_by_box = ids_by_box or mapping
         assert mapping == ids_by_box
@@ -138,7 +138,7 @@ def test_detect_every_n_carries_tracked_boxes_between_detections(faces, classifi
     results = [pipeline.process(scene.frame) for _ in range(6)]
     assert [r.detected for r in results] == [True, False, False, True, False, False]
     assert all(len(r.faces) == 2 for r in results)
-    assert {tuple(sorted(f.track_id for f in r.faces)) for r in results} == {(1, 2)}
+    assert {tuple(sorted(f.face_id for f in r.faces)) for r in results} == {(1, 2)}
     assert all(r.timings["detect"] < 0.02 for r in results if not r.detected)
     assert [f.fresh for f in results[1].faces] == [False, False]
 
@@ -158,7 +158,7 @@ def test_refined_tracks_follow_moving_faces_between_full_detections(faces, class
         kinds.append("refine" if result.refined else "detect")
         assert result.detected and len(result.faces) == 2
         assert all(f.fresh for f in result.faces)
-        assert sorted(f.track_id for f in result.faces) == [1, 2]
+        assert sorted(f.face_id for f in result.faces) == [1, 2]
         for face in result.faces:  # every box was measured on this frame, not carried
             assert max(iou(face.roi, (x + dx, y + dy, w, h)) for x, y, w, h in scene.boxes) > 0.6
     assert kinds == ["detect", "refine", "refine", "refine"] * 2
@@ -201,7 +201,7 @@ def test_background_detection_classifies_every_frame_and_folds_in_detections(fac
             results.append(pipeline.process(scene.frame))
             time.sleep(0.01)
         assert all(len(r.faces) == 2 for r in results)
-        assert {tuple(sorted(f.track_id for f in r.faces)) for r in results} == {(1, 2)}
+        assert {tuple(sorted(f.face_id for f in r.faces)) for r in results} == {(1, 2)}
         fresh = sum(r.detected for r in results)
         assert 1 <= fresh < 40  # detections arrived in the background, not on every frame
         assert all(r.timings["detect"] < 0.02 for r in results)  # the frame never waited for the detector
@@ -239,7 +239,7 @@ def test_smoothing_blends_past_probabilities_and_zero_turns_it_off(faces, classi
         pipeline = make_pipeline(classifier, smoothing=alpha)
         first = pipeline.process(a.frame).faces[0]
         second = pipeline.process(b.frame).faces[0]
-        assert first.track_id == second.track_id
+        assert first.face_id == second.face_id
         expected = alpha * first.scores + (1 - alpha) * second.raw_scores
         np.testing.assert_allclose(second.scores, expected / expected.sum(), atol=1e-6)
         if alpha == 0.0:
@@ -252,7 +252,7 @@ def test_gradcam_maps_are_per_face_and_depend_on_the_explained_class(faces, clas
     result = pipeline.process(scene.frame, explain=True)
     assert result.heatmaps.shape == (2, classifier.meta.input_size, classifier.meta.input_size)
     assert result.heatmaps.min() >= 0.0 and result.heatmaps.max() <= 1.0 and result.heatmaps.max() > 0.5
-    assert result.timings["gradcam"] > 0
+    assert result.timings["explain"] > 0
     explainer = pipeline._explainer
     other = [(f.label_index + 3) % 6 for f in result.faces]
     assert not np.allclose(explainer.explain(result.batch, other), result.heatmaps, atol=1e-3)
@@ -313,10 +313,10 @@ def test_tracker_confirms_and_drops():
     tracker = IouTracker(iou_threshold=0.3, confirm_hits=2, max_misses=1)
     assert tracker.update([det]) == []  # seen once: not confirmed yet
     confirmed = tracker.update([moved, far])
-    assert [t.track_id for t in confirmed] == [1]
-    assert [t.track_id for t in tracker.update([far])] == [2]  # track 1 missed once: kept, not reported
+    assert [t.face_id for t in confirmed] == [1]
+    assert [t.face_id for t in tracker.update([far])] == [2]  # track 1 missed once: kept, not reported
     tracker.update([far])  # track 1 missed twice: dropped
-    assert tracker.dropped_ids == [1] and [t.track_id for t in tracker.tracks] == [2]
+    assert tracker.dropped_ids == [1] and [t.face_id for t in tracker.tracks] == [2]
 
 
 def test_smoother_rejects_bad_alpha_and_forgets_tracks():

@@ -15,8 +15,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from conftest import CKPLUS, require_shared_data
-from emotion_recognition_ros.model_io import ModelLoadError, load_model, save_model
-from emotion_recognition_ros.preprocess import faces_to_batch
+from emotion_recognition_ros.core.model_io import ModelLoadError, load_model, save_model
+from emotion_recognition_ros.core.preprocess import faces_to_batch
 from training.augment import AugmentConfig
 from training.datasets import DatasetError, load_dataset, load_fer2013, load_folder
 from training.engine import Recipe, create_model, fit, make_metadata, predict_proba, train_one_epoch
@@ -179,7 +179,7 @@ def test_fit_then_save_load_round_trips_bit_exactly(tree: Path, tmp_path: Path):
         expected = saved[key].half().float() if saved[key].is_floating_point() else saved[key]
         assert torch.equal(value, expected.to(value.dtype)), key
     assert meta2.class_names == CLASSES and meta2.input_size == 32 and meta2.source_size == 48
-    assert meta2.mean == [0.5] * 3 and meta2.grayscale and meta2.face_crop == {"margin": 0.0, "square": True}
+    assert meta2.mean == [0.5] * 3 and meta2.face_crop == {"margin": 0.0}
     # The loaded model computes what the fp16-rounded trained one computes.
     model.load_state_dict({k: (v.half().float() if v.is_floating_point() else v) for k, v in saved.items()})
     faces = data.images[:5]

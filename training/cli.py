@@ -4,12 +4,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-import cv2
-import torch
+from emotion_recognition_ros.core.device import set_threads  # noqa: F401  (train and cv import it from here)
+from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES
 
-from emotion_recognition_ros.model_io import DEFAULT_CLASSES
-from emotion_recognition_ros.scenes import DEFAULT_CKPLUS
-
+from .datasets import DEFAULT_CKPLUS
 from .engine import Recipe
 from .presets import PRESETS, get_preset
 
@@ -59,8 +57,3 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         aug["brightness"] = tuple(args.brightness)
     recipe.augment = replace(recipe.augment, **aug)
     return recipe
-
-
-def set_threads(n: int) -> None:
-    torch.set_num_threads(n)
-    cv2.setNumThreads(n)

@@ -18,9 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
+from emotion_recognition_ros.core.device import resolve_device
+
 from .cli import add_common, recipe_from_args, set_threads
 from .datasets import DatasetError, FaceDataset, load_dataset
-from .engine import Recipe, fit, resolve_device
+from .engine import Recipe, fit
 from .evaluate import evaluate_dataset
 from .metrics import score
 from .reports import plot_confusion, write_json

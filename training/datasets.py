@@ -16,7 +16,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from emotion_recognition_ros.model_io import DEFAULT_CLASSES
+from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES
+
+# ../shared/data/ckplus48 beside the checkout (the default of every training CLI)
+DEFAULT_CKPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ckplus48"
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
 CKPLUS_SUBJECT_RE = re.compile(r"^(S\d+)_")

@@ -1,4 +1,4 @@
-"""Training and inference loops. Inference always goes through emotion_recognition_ros.preprocess."""
+"""Training and inference loops. Inference always goes through emotion_recognition_ros.core.preprocess."""
 from __future__ import annotations
 
 import copy
@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from emotion_recognition_ros.model_io import ModelMetadata, build_model
-from emotion_recognition_ros.preprocess import faces_to_batch, normalize, resize_like_training
+from emotion_recognition_ros.core.device import resolve_device
+from emotion_recognition_ros.core.model_io import ModelMetadata, build_model
+from emotion_recognition_ros.core.preprocess import faces_to_batch
 
 from .augment import AugmentConfig, augment_batch
 from .datasets import FaceDataset
@@ -58,16 +59,6 @@ class Recipe:
         return cls(**data, augment=AugmentConfig(**aug))
 
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cpu'; 'cuda' / 'cuda:N' (error if CUDA is absent)."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{spec}' asked for, but CUDA is not available here")
-    return device
-
-
 def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -76,8 +67,8 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 def make_metadata(recipe: Recipe, class_names: Sequence[str]) -> ModelMetadata:
     return ModelMetadata(architecture=recipe.architecture, class_names=list(class_names),
-                         input_size=recipe.input_size, in_chans=3, grayscale=True, source_size=recipe.source_size,
-                         mean=list(LITE_MEAN), std=list(LITE_STD), face_crop={"margin": 0.0, "square": True},
+                         input_size=recipe.input_size, in_chans=3, source_size=recipe.source_size,
+                         mean=list(LITE_MEAN), std=list(LITE_STD), face_crop={"margin": 0.0},
                          drop_rate=recipe.drop_rate)
 
 
@@ -92,7 +83,7 @@ def create_model(recipe: Recipe, n_classes: int) -> nn.Module:
 
 def to_input(small: np.ndarray, meta: ModelMetadata) -> torch.Tensor:
     """(N, s, s) uint8 source-size faces -> network batch, through the same preprocess as the node."""
-    return normalize(np.stack([resize_like_training(g, meta) for g in small]), meta)
+    return faces_to_batch(list(small), meta)
 
 
 @torch.no_grad()

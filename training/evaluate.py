@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from emotion_recognition_ros.model_io import ModelLoadError, ModelMetadata, load_model
+from emotion_recognition_ros.core.device import resolve_device
+from emotion_recognition_ros.core.model_io import ModelLoadError, ModelMetadata, load_model
 
 from .datasets import DatasetError, FaceDataset, load_dataset
-from .engine import predict_proba, resolve_device
+from .engine import predict_proba
 from .metrics import score
 from .reports import plot_confusion, write_json
 

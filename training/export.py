@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from torch import nn
 
-from emotion_recognition_ros.model_io import ModelLoadError, ModelMetadata, load_model, save_model
+from emotion_recognition_ros.core.classifier.onnx_runtime import export_onnx as onnx_graph
+from emotion_recognition_ros.core.model_io import ModelLoadError, ModelMetadata, load_model, save_model
 
 from .reports import model_card
 
@@ -42,12 +42,10 @@ def _require_onnx() -> None:
 
 
 def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path:
-    """ONNX graph with a dynamic batch axis; needs the optional `onnx` package."""
+    """The graph the node's ONNX Runtime backend runs (input `image`, dynamic batch), written to a file."""
     _require_onnx()
     path = Path(path)
-    dummy = torch.zeros(1, meta.in_chans, meta.input_size, meta.input_size)
-    torch.onnx.export(model.cpu().eval(), (dummy,), str(path), input_names=["faces"], output_names=["logits"],
-                      dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}})
+    path.write_bytes(onnx_graph(model, meta.input_size, meta.in_chans))
     return path
 
 

@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # files only; no display on robots or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from emotion_recognition_ros.tools.plots import plot_confusion_matrix  # noqa: E402
+
 CKPLUS_LICENCE = (
     "CK+ (Extended Cohn-Kanade) is licensed for non-commercial research use only; models trained on it inherit "
     "that restriction. Cite: P. Lucey, J. F. Cohn, T. Kanade, J. Saragih, Z. Ambadar, I. Matthews, \"The Extended "
@@ -59,25 +61,8 @@ def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
 
 def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
                    title: str = "") -> Path:
-    """Counts with row-normalised colour (recall per true class)."""
-    path = Path(path)
-    matrix = np.asarray(matrix)
-    rows = matrix.sum(1, keepdims=True).clip(min=1)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    image = ax.imshow(matrix / rows, cmap="Blues", vmin=0, vmax=1)
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                    color="white" if matrix[i, j] / rows[i, 0] > 0.5 else "black")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.colorbar(image, ax=ax, label="fraction of true class")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    """Counts with row-normalised colour (recall per true class): the package's one confusion plot."""
+    return plot_confusion_matrix(matrix, class_names, path, title)
 
 
 def _pct(x: float) -> str:
@@ -94,7 +79,7 @@ def model_card(meta, path: str | Path, extra: str = "") -> Path:
              f"- Classes (output order): {', '.join(meta.class_names)}",
              f"- Input: face crop -> gray -> {meta.source_size} px (INTER_AREA) -> {meta.input_size} px, copied to "
              f"{meta.in_chans} channels, normalised with mean {meta.mean[0]} / std {meta.std[0]} "
-             "(`emotion_recognition_ros.preprocess.faces_to_batch`)",
+             "(`emotion_recognition_ros.core.preprocess.faces_to_batch`)",
              f"- Expected face crop: {json.dumps(meta.face_crop)} (tight square face box, as in CK+48)", "",
              "## Training data and protocol", "",
              f"- Data: {training.get('data', 'unknown')}",

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Sequence
 
 
-from emotion_recognition_ros.model_io import save_model
+from emotion_recognition_ros.core.device import resolve_device
+from emotion_recognition_ros.core.model_io import save_model
 
 from .cli import add_common, recipe_from_args, set_threads
 from .datasets import DatasetError, FaceDataset, load_dataset
-from .engine import Recipe, fit, resolve_device
+from .engine import Recipe, fit
 from .evaluate import evaluate_dataset
 from .reports import model_card, plot_confusion, plot_curves, write_json
 from .splits import Split, random_split, subject_split
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"data: {args.data} ({len(data)} images {data.counts()})")
         print(f"protocol: {describe_protocol(split, data)}")
         metrics = run(data, recipe, split, out, args.device, args.seed, not args.no_progress,
-                      f"{args.data}: {len(data)} images, {data.counts()}")
+                      f"{Path(args.data).name}: {len(data)} images, {data.counts()}")
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

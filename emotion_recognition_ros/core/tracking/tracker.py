@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .detectors import Detection
+from ..types import Detection
 
 Box = tuple[float, float, float, float]
 
@@ -41,7 +41,7 @@ def match_boxes(a: Sequence[Box], b: Sequence[Box], threshold: float) -> list[tu
 
 @dataclass
 class Track:
-    track_id: int
+    face_id: int
     detection: Detection
     hits: int = 1  # frames with a matching detection
     age: int = 1  # frames since the track started (detected or carried)
@@ -82,7 +82,7 @@ class IouTracker:
                 track.age += 1
                 track.updated = False
                 if track.misses > self.max_misses:
-                    self.dropped_ids.append(track.track_id)
+                    self.dropped_ids.append(track.face_id)
                     continue
             kept.append(track)
         for di, det in enumerate(detections):
@@ -97,8 +97,8 @@ class IouTracker:
         association is known, so nothing is matched by overlap and no track is created or dropped."""
         for track in self.tracks:
             track.age += 1
-            if track.track_id in detections:
-                track.detection = detections[track.track_id]
+            if track.face_id in detections:
+                track.detection = detections[track.face_id]
                 track.hits += 1
         return self.confirmed()
 

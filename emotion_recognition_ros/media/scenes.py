@@ -13,10 +13,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .model_io import DEFAULT_CLASSES
+from ..core.model_io import DEFAULT_CLASSES
 
 SUBJECT_RE = re.compile(r"^(S\d+)_")
-DEFAULT_CKPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ckplus48"
+DEFAULT_CKPLUS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ckplus48"
 
 
 @dataclass

@@ -13,80 +13,16 @@ import bisect
 import json
 import sys
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .bag_io import BagError, read_messages, stamp_ns, summarize
-from .tracker import match_boxes
+from .bag_io import BagError
+from ..core.tracking.tracker import match_boxes
+from .recording import (DEFAULT_EMOTION_TOPIC, DEFAULT_IMAGE_TOPIC, EvaluationError, Face, Recording, Result,
+                        read_recording)
 from .truth import TruthError, TruthRow, load_truth
-
-DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
-DEFAULT_EMOTION_TOPIC = "/emotion"
-
-
-class EvaluationError(ValueError):
-    """The bag and the options do not allow an evaluation; the message says why."""
-
-
-@dataclass
-class Face:
-    face_id: int
-    label: str
-    confidence: float
-    box: tuple[float, float, float, float]
-
-
-@dataclass
-class Result:
-    stamp_ns: int
-    recv_ns: int
-    faces: list[Face]
-    class_names: list[str]
-
-
-@dataclass
-class Recording:
-    frames: dict[int, int]  # image header stamp -> receive time
-    results: list[Result]
-    model_ids: list[str] = field(default_factory=list)
-
-
-def read_recording(bag: str | Path, image_topic: str = DEFAULT_IMAGE_TOPIC,
-                   emotion_topic: str = DEFAULT_EMOTION_TOPIC) -> Recording:
-    """The frames' stamps and every result, after checking that the bag has both topics."""
-    summary = summarize(bag)
-    available = ", ".join(sorted(summary.topics)) or "none"
-    for topic, kind in ((image_topic, "image"), (emotion_topic, "emotion")):
-        if topic not in summary.topics:
-            raise EvaluationError(f"{bag}: no {kind} topic {topic} in the bag (topics: {available})")
-    expected = {image_topic: "sensor_msgs/msg/Image", emotion_topic: "emotion_msgs/msg/EmotionArray"}
-    for topic, msgtype in expected.items():
-        if summary.topics[topic][0] != msgtype:
-            raise EvaluationError(f"{bag}: topic {topic} carries {summary.topics[topic][0]}, expected {msgtype}")
-    frames: dict[int, int] = {}
-    results: list[Result] = []
-    model_ids: list[str] = []
-    for item in read_messages(bag, [image_topic, emotion_topic]):
-        stamp = stamp_ns(item.msg.header)
-        if item.topic == image_topic:
-            frames.setdefault(stamp, item.recv_ns)
-            continue
-        faces = [Face(int(e.face_id), str(e.label), float(e.confidence),
-                      (float(e.roi.x_offset), float(e.roi.y_offset), float(e.roi.width), float(e.roi.height)))
-                 for e in item.msg.emotions]
-        names = next((list(e.class_names) for e in item.msg.emotions if len(e.class_names)), [])
-        results.append(Result(stamp, item.recv_ns, faces, names))
-        if item.msg.model_id and item.msg.model_id not in model_ids:
-            model_ids.append(item.msg.model_id)
-    if not frames:
-        raise EvaluationError(f"{bag}: topic {image_topic} has no messages")
-    if not results:
-        raise EvaluationError(f"{bag}: topic {emotion_topic} has no messages (did the node run?)")
-    return Recording(frames, results, model_ids)
-
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
@@ -167,44 +103,14 @@ def score(rec: Recording, rows: list[TruthRow], iou_threshold: float = 0.3,
     Boxed truth is matched to the result's faces by IoU (greedy, best first); a frame-level label is
     compared with every face in that frame. Truth faces with no matching detection count as missed.
     """
-    stamps = sorted(rec.frames)
-    if tolerance_ns is None:
-        gaps = np.diff(stamps)
-        tolerance_ns = int(np.median(gaps) / 2) if len(gaps) else 0
-    resolved = resolve_stamps(rows, rec.frames, tolerance_ns)
-    if not resolved:
-        raise EvaluationError(
-            f"mismatched stamps: none of the {len(rows)} ground-truth rows names a recorded frame "
-            f"(frames {stamps[0]}..{stamps[-1]} ns; truth {_truth_span(rows)})")
-    by_stamp: dict[int, list[TruthRow]] = defaultdict(list)
-    for stamp, row in resolved:
-        by_stamp[stamp].append(row)
+    resolved = _resolve(rec, rows, tolerance_ns)
     results = {r.stamp_ns: r for r in rec.results}
-    pairs: list[tuple[str, str]] = []
-    missed, on_dropped = 0, 0
-    for stamp, truth_rows in by_stamp.items():
-        result = results.get(stamp)
-        if result is None:
-            on_dropped += len(truth_rows)
-            continue
-        boxed = [row for row in truth_rows if row.box]
-        for row in truth_rows:
-            if not row.box:
-                pairs += [(row.label, face.label) for face in result.faces]
-        matched, unmatched = _match(boxed, result.faces, iou_threshold)
-        pairs += matched
-        missed += unmatched
+    pairs, missed, on_dropped = _pair_labels(resolved, results, iou_threshold)
     class_names = next((r.class_names for r in rec.results if r.class_names), [])
-    labels = list(class_names) + sorted({t for t, _ in pairs} - set(class_names))
-    labels += sorted({p for _, p in pairs} - set(labels))
-    index = {name: i for i, name in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=int)
-    for truth, predicted in pairs:
-        matrix[index[truth], index[predicted]] += 1
-    correct = int(np.trace(matrix))
+    labels, matrix = confusion(pairs, class_names)
     per_class = {name: {"support": int(matrix[i].sum()),
                         "recall": float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None}
-                 for name, i in index.items() if matrix[i].sum()}
+                 for i, name in enumerate(labels) if matrix[i].sum()}
     recalls = [v["recall"] for v in per_class.values() if v["recall"] is not None]
     boxed_total = sum(1 for stamp, row in resolved if row.box and stamp in results)
     return {
@@ -214,13 +120,58 @@ def score(rec: Recording, rows: list[TruthRow], iou_threshold: float = 0.3,
         "scored_faces": len(pairs),
         "missed_faces": missed,
         "detection_recall": (1.0 - missed / boxed_total) if boxed_total else None,
-        "accuracy": correct / len(pairs) if pairs else None,
+        "accuracy": int(np.trace(matrix)) / len(pairs) if pairs else None,
         "balanced_accuracy": float(np.mean(recalls)) if recalls else None,
         "per_class": per_class,
         "labels": labels,
         "confusion": matrix.tolist(),
         "iou_threshold": iou_threshold,
     }
+
+
+def _resolve(rec: Recording, rows: list[TruthRow], tolerance_ns: int | None) -> list[tuple[int, TruthRow]]:
+    """Truth rows on recorded frames (stamp, row); tolerance defaults to half the median frame gap."""
+    stamps = sorted(rec.frames)
+    if tolerance_ns is None:
+        gaps = np.diff(stamps)
+        tolerance_ns = int(np.median(gaps) / 2) if len(gaps) else 0
+    resolved = resolve_stamps(rows, rec.frames, tolerance_ns)
+    if not resolved:
+        raise EvaluationError(
+            f"mismatched stamps: none of the {len(rows)} ground-truth rows names a recorded frame "
+            f"(frames {stamps[0]}..{stamps[-1]} ns; truth {_truth_span(rows)})")
+    return resolved
+
+
+def _pair_labels(resolved: list[tuple[int, TruthRow]], results: dict[int, Result],
+                 iou_threshold: float) -> tuple[list[tuple[str, str]], int, int]:
+    """(truth, predicted) label pairs, truth faces missed, truth rows on frames without a result."""
+    by_stamp: dict[int, list[TruthRow]] = defaultdict(list)
+    for stamp, row in resolved:
+        by_stamp[stamp].append(row)
+    pairs: list[tuple[str, str]] = []
+    missed, on_dropped = 0, 0
+    for stamp, truth_rows in by_stamp.items():
+        result = results.get(stamp)
+        if result is None:
+            on_dropped += len(truth_rows)
+            continue
+        pairs += [(row.label, face.label) for row in truth_rows if not row.box for face in result.faces]
+        matched, unmatched = _match([row for row in truth_rows if row.box], result.faces, iou_threshold)
+        pairs += matched
+        missed += unmatched
+    return pairs, missed, on_dropped
+
+
+def confusion(pairs: list[tuple[str, str]], class_names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Labels (the model's classes first, then any others seen) and the count matrix, truth down."""
+    labels = list(class_names) + sorted({t for t, _ in pairs} - set(class_names))
+    labels += sorted({p for _, p in pairs} - set(labels))
+    index = {name: i for i, name in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for truth, predicted in pairs:
+        matrix[index[truth], index[predicted]] += 1
+    return labels, matrix
 
 
 def _match(boxed: list[TruthRow], faces: list[Face], threshold: float) -> tuple[list[tuple[str, str]], int]:

@@ -30,8 +30,9 @@ def onnxruntime_available() -> bool:
 
 
 def export_onnx(model: torch.nn.Module, input_size: int, in_chans: int) -> bytes:
-    """The model as an ONNX graph (fp32, dynamic batch), exported from a CPU copy in memory (the caller's
-    model keeps its device, dtype and memory format)."""
+    """The model as an ONNX graph (fp32, input `image`, output `logits`, dynamic batch), exported from a CPU copy
+    in memory (the caller's model keeps its device, dtype and memory format). training/export.py writes it to a
+    file."""
     cpu_model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32, memory_format=torch.contiguous_format).eval()
     example = torch.zeros(1, in_chans, input_size, input_size)
     buffer = io.BytesIO()
@@ -43,15 +44,18 @@ def export_onnx(model: torch.nn.Module, input_size: int, in_chans: int) -> bytes
     return buffer.getvalue()
 
 
-class OnnxRuntimeRunner:
-    """Callable: (N, C, S, S) float32 numpy batch -> (N, K) float32 logits, with ONNX Runtime on the CPU."""
+class OnnxRuntimeBackend:
+    """Callable: (N, C, S, S) batch -> (N, K) float32 logits, with ONNX Runtime on the CPU."""
 
-    def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int | None = None):
+    name = "onnxruntime"
+
+    def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        # Pin threads like torch and OpenCV: an oversubscribed 2-core machine made every stage many times slower.
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        # Pinned like torch and OpenCV (an oversubscribed 2-core machine made every stage many times slower), and
+        # passed in rather than copied from torch.get_num_threads(), which is whatever the process last set.
+        options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
@@ -59,5 +63,9 @@ class OnnxRuntimeRunner:
                                             providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})[0]
+    @property
+    def threads(self) -> int:
+        return self.session.get_session_options().intra_op_num_threads
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        return self.session.run(None, {self._input: np.ascontiguousarray(batch.numpy(), np.float32)})[0]

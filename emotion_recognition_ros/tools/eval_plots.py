@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
-if TYPE_CHECKING:
-    from .evaluate_bag import Recording
+from .plots import plot_confusion_matrix  # noqa: E402
+from .recording import Recording  # noqa: E402
 
 # One fixed colour per expression, so timelines of different runs compare at a glance.
 LABEL_COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c",
@@ -25,7 +24,7 @@ def _colour(label: str, extra: dict[str, str]) -> str:
     return extra.setdefault(label, matplotlib.colors.to_hex(palette[len(extra) % len(palette)]))
 
 
-def plot_timeline(rec: "Recording", path: Path, max_tracks: int = 30) -> Path:
+def plot_timeline(rec: Recording, path: Path, max_tracks: int = 30) -> Path:
     """One row per tracked face (longest tracks first), one tick per result coloured by its label."""
     start = min(rec.frames)
     points: dict[int, list[tuple[float, str]]] = {}
@@ -48,7 +47,7 @@ def plot_timeline(rec: "Recording", path: Path, max_tracks: int = 30) -> Path:
     ax.set_xlabel("time since first frame (s)")
     ax.set_title(f"Expression per tracked face ({len(points)} tracks"
                  f"{', longest ' + str(len(ids)) + ' shown' if len(points) > len(ids) else ''})")
-    handles = [plt.Line2D([], [], color=c, marker="s", linestyle="", label=l) for l, c in sorted(seen.items())]
+    handles = [plt.Line2D([], [], color=c, marker="s", linestyle="", label=label) for label, c in sorted(seen.items())]
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.grid(axis="x", alpha=0.3)
@@ -59,26 +58,8 @@ def plot_timeline(rec: "Recording", path: Path, max_tracks: int = 30) -> Path:
 
 
 def plot_confusion(accuracy: dict[str, Any], path: Path) -> Path:
-    """Counts in each cell, colour by row share (recall), truth down, prediction across."""
-    labels = accuracy["labels"]
-    matrix = np.asarray(accuracy["confusion"], dtype=float)
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(labels), 1.0 + 0.7 * len(labels)))
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if matrix[i, j]:
-                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center",
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("ground truth")
+    """evaluate_bag's confusion matrix (its `accuracy` section) as a PNG."""
     value = accuracy.get("accuracy")
-    ax.set_title(f"accuracy {100 * value:.1f}% of {accuracy['scored_faces']} faces" if value is not None
-                 else "no scored faces")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    title = (f"accuracy {100 * value:.1f}% of {accuracy['scored_faces']} faces" if value is not None
+             else "no scored faces")
+    return plot_confusion_matrix(accuracy["confusion"], accuracy["labels"], path, title, truth_label="ground truth")

@@ -51,12 +51,16 @@ def normalize(gray: np.ndarray | torch.Tensor, meta: ModelMetadata) -> torch.Ten
     return (x - mean) / std
 
 
-def faces_to_batch(faces: Sequence[np.ndarray], meta: ModelMetadata) -> torch.Tensor:
-    """A list of face crops (any size, gray/BGR/BGRA uint8) -> float32 batch (N, C, S, S) on the CPU."""
+def gray_batch(faces: Sequence[np.ndarray], meta: ModelMetadata) -> np.ndarray:
+    """(N, S, S) uint8: each face crop (any size, gray/BGR/BGRA uint8) gray and resized exactly as in training."""
     if not faces:
-        return torch.empty(0, meta.in_chans, meta.input_size, meta.input_size)
-    grays = np.stack([resize_like_training(to_gray(face), meta) for face in faces])
-    return normalize(grays, meta)
+        return np.empty((0, meta.input_size, meta.input_size), np.uint8)
+    return np.stack([resize_like_training(to_gray(face), meta) for face in faces])
+
+
+def faces_to_batch(faces: Sequence[np.ndarray], meta: ModelMetadata) -> torch.Tensor:
+    """A list of face crops -> float32 batch (N, C, S, S) on the CPU (the classifier normalises on its device)."""
+    return normalize(gray_batch(faces, meta), meta)
 
 
 def square_box(x: float, y: float, w: float, h: float, margin: float = 0.0) -> tuple[float, float, float, float]:

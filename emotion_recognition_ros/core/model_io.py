@@ -2,7 +2,9 @@
 
 A model named `PATH` is the pair `PATH.safetensors` + `PATH.json`; any of the three spellings
 (stem, .safetensors, .json) names it. The JSON says how to build the network (timm architecture by
-name) and how to feed it (classes in order, input size, grayscale handling, normalisation, face crop).
+name) and how to feed it (classes in order, input size, normalisation, face crop). Faces are always converted to gray
+and copied to `in_chans` channels. The weights' SHA-256 is checked against the JSON's `weights_sha256`, and the
+model id is taken from the bytes that were loaded, never from the JSON alone.
 """
 from __future__ import annotations
 
@@ -34,16 +36,15 @@ class ModelMetadata:
     class_names: list[str]
     input_size: int = 96
     in_chans: int = 3
-    grayscale: bool = True  # images are converted to gray, then copied to `in_chans` channels
     source_size: int | None = 48  # faces are first resized to the training data's native size
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    face_crop: dict[str, Any] = field(default_factory=lambda: {"margin": 0.0, "square": True})
+    face_crop: dict[str, Any] = field(default_factory=lambda: {"margin": 0.0})  # crops are always square
     drop_rate: float = 0.0
     training: dict[str, Any] = field(default_factory=dict)  # data, protocol, split, recipe
     metrics: dict[str, Any] = field(default_factory=dict)  # each with the protocol that produced it
     format_version: int = FORMAT_VERSION
-    weights_sha256: str = ""
+    weights_sha256: str = ""  # of the .safetensors file; load_model checks it and fills it when empty
 
     @property
     def model_id(self) -> str:
@@ -109,14 +110,16 @@ def read_metadata(path: str | Path) -> ModelMetadata:
         raise ModelLoadError(f"{meta_path}: bad metadata ({exc})") from exc
 
 
-def _read_tensors(weights_path: Path) -> dict[str, torch.Tensor]:
+def _read_tensors(weights_path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of a safetensors file and the SHA-256 of exactly the bytes they were read from."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     if not weights_path.is_file():
         raise ModelLoadError(f"{weights_path}: model weights file not found")
     try:
-        return load_file(str(weights_path))
+        data = weights_path.read_bytes()
+        return load(data), hashlib.sha256(data).hexdigest()
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{weights_path}: not a valid safetensors file ({exc})") from exc
 
@@ -136,7 +139,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     """
     weights_path, meta_path = model_paths(path or default_model_path())
     meta = read_metadata(meta_path)
-    tensors = _read_tensors(weights_path)
+    tensors, sha256 = _read_tensors(weights_path)
+    if meta.weights_sha256 and meta.weights_sha256 != sha256:
+        raise ModelLoadError(f"{weights_path}: SHA-256 {sha256[:12]}... differs from weights_sha256 "
+                             f"{meta.weights_sha256[:12]}... in {meta_path.name}: the weights are not the ones "
+                             "this metadata describes")
     model = build_model(meta.architecture, len(meta.class_names), meta.in_chans, meta.drop_rate)
     expected = model.state_dict()
     problems = _state_dict_mismatches(expected, tensors)
@@ -144,7 +151,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         raise ModelLoadError(f"{weights_path}: tensors do not match architecture '{meta.architecture}' with "
                              f"{len(meta.class_names)} classes from {meta_path.name}: " + "; ".join(problems[:5]))
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
-    meta.weights_sha256 = meta.weights_sha256 or file_sha256(weights_path)
+    meta.weights_sha256 = sha256
     return model.eval().to(device), meta
 
 

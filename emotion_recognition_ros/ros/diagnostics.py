@@ -1,7 +1,8 @@
-"""Node health figures for /diagnostics: rate, latency percentiles, drops, faces; and frame-loss detection.
+"""Node health figures for /diagnostics: rate, latency percentiles, drops, faces; frame-loss detection; the
+health level they add up to.
 
-ROS-free bookkeeping (the node turns `NodeStats.snapshot()` into a DiagnosticArray), so it can be tested
-and reused without a running node.
+ROS-free bookkeeping (the node turns `NodeStats.snapshot()` and `health()` into a DiagnosticArray), so it can
+be tested and reused without a running node.
 """
 from __future__ import annotations
 
@@ -46,6 +47,21 @@ class StampGapMonitor:
         return lost
 
 
+OK, WARN, ERROR = "ok", "warn", "error"
+FAILURES = ("rejected", "failed")  # counters of frames that produced no result
+
+
+def health(snap: dict[str, float], recent_failures: int, recent_frames: int) -> tuple[str, str]:
+    """(level, message) from a snapshot and the outcomes of the most recent frames."""
+    if recent_frames and recent_failures == recent_frames:
+        return ERROR, f"every recent frame failed ({recent_failures} of {recent_frames}; see the node's log)"
+    if snap["frames_processed"] == 0:
+        return WARN, "no frames processed yet"
+    if snap["frames_lost_dds"] > 0.05 * (snap["frames_received"] + snap["frames_lost_dds"]):
+        return WARN, "DDS loses input frames (see FASTDDS_BUILTIN_TRANSPORTS)"
+    return OK, "ok"
+
+
 class NodeStats:
     """Thread-safe counters the worker updates per frame and the diagnostics timer reads."""
 
@@ -54,6 +70,7 @@ class NodeStats:
         self._done: deque[float] = deque(maxlen=window)  # monotonic publish times
         self._latency: deque[float] = deque(maxlen=window)  # receive -> publish, seconds
         self._stage: dict[str, deque[float]] = {}
+        self._outcomes: deque[bool] = deque(maxlen=30)  # recent frames: True = a result was published
         self.received = 0
         self.processed = 0
         self.dropped = 0  # replaced in the latest-frame slot before the worker got to them
@@ -67,6 +84,7 @@ class NodeStats:
     def frame_done(self, latency: float, faces: int, timings: dict[str, float]) -> None:
         with self._lock:
             self.processed += 1
+            self._outcomes.append(True)
             self.faces = faces
             self._done.append(time.monotonic())
             self._latency.append(latency)
@@ -76,6 +94,15 @@ class NodeStats:
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
+            if name in FAILURES:
+                self._outcomes.extend([False] * n)
+
+    def health(self) -> tuple[str, str]:
+        """(level, message): ERROR when every recent frame failed, WARN for no frames yet or DDS loss."""
+        snap = self.snapshot()
+        with self._lock:
+            outcomes = list(self._outcomes)
+        return health(snap, outcomes.count(False), len(outcomes))
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:

@@ -11,7 +11,8 @@ import threading
 
 import numpy as np
 
-from .detectors import Detection, FaceDetector
+from ..types import Detection
+from .base import FaceDetector
 
 
 class BackgroundDetector:
@@ -26,6 +27,10 @@ class BackgroundDetector:
         self._running = True
         self._thread = threading.Thread(target=self._loop, name="face_detector", daemon=True)
         self._thread.start()
+
+    def idle(self) -> threading.Lock:
+        """A context manager held while no detection runs (to change the detector's settings safely)."""
+        return self._use
 
     def offer(self, frame: np.ndarray) -> bool:
         """Start detecting on `frame` if the detector is idle; returns whether it was taken."""

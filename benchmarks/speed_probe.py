@@ -21,7 +21,7 @@ import numpy as np
 
 
 def _scenes(faces_per_frame: int, count: int, width: int, height: int, seed: int = 0):
-    from .scenes import load_faces, make_scene
+    from emotion_recognition_ros.media.scenes import load_faces, make_scene
 
     faces = load_faces()
     rng = np.random.default_rng(seed)
@@ -39,7 +39,7 @@ def profile_pipeline(args) -> dict:
     import cv2
     import torch
 
-    from .pipeline import EmotionPipeline, PipelineConfig
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -53,7 +53,7 @@ def profile_pipeline(args) -> dict:
     for i in range(args.frames):
         scene = scenes[(i // 30) % len(scenes)]  # hold each scene 30 frames, like a person in view
         t = time.perf_counter()
-        result = pipeline.process(scene.frame, explain=args.gradcam)
+        result = pipeline.process(scene.frame, explain=args.explain)
         totals.append(time.perf_counter() - t)
         found.append(len(result.faces))
         for stage, seconds in result.timings.items():
@@ -74,9 +74,9 @@ def probe_dds(args) -> dict:
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from .image_conversion import bgr_to_image_msg
+    from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
 
-    cmd = [sys.executable, "-m", "emotion_recognition_ros.emotion_node", "--ros-args", "-p", "device:=" + args.device]
+    cmd = [sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p", "device:=" + args.device]
     for item in args.param:
         cmd += ["-p", item]
     env = dict(os.environ)
@@ -156,7 +156,7 @@ def probe_dds(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .pipeline import PipelineConfig
+    from emotion_recognition_ros.core.pipeline import PipelineConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe.add_argument("--min-face-size", type=int, default=defaults.min_face_size)
     pipe.add_argument("--backend", default=defaults.backend, help="classifier backend: auto | torch | onnxruntime")
     pipe.add_argument("--detect-async", action="store_true", help="background detection")
-    pipe.add_argument("--gradcam", action="store_true", help="also time Grad-CAM on every frame")
+    pipe.add_argument("--explain", action="store_true", help="also time Grad-CAM on every frame")
     dds = sub.choices["dds"]
     dds.add_argument("--rate", type=float, default=60.0)
     dds.add_argument("--seconds", type=float, default=20.0)

@@ -19,7 +19,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .model_io import DEFAULT_CLASSES
+from ..core.model_io import DEFAULT_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 SYNTHETIC_KINDS = ("synthetic", "scenes", "astronaut")

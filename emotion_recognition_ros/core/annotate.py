@@ -20,7 +20,7 @@ def draw_annotations(frame: np.ndarray, faces: Sequence, class_names: Sequence[s
         x, y, w, h = (int(v) for v in face.roi)
         k = int(np.argmax(face.scores))
         cv2.rectangle(out, (x, y), (x + w, y + h), _colour(k), 2)
-        text = f"#{face.track_id} {class_names[k]} {face.scores[k]:.2f}"
+        text = f"#{face.face_id} {class_names[k]} {face.scores[k]:.2f}"
         cv2.putText(out, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _colour(k), 1, cv2.LINE_AA)
         bar_x = x + w + 4 if x + w + 90 < out.shape[1] else max(0, x - 90)
         for i, (name, p) in enumerate(zip(class_names, face.scores)):

@@ -5,7 +5,7 @@ box for each is compared with the pasted square (centre shift as a fraction of t
 the classifier is scored three ways: on the original 48 px crops, through the pipeline's crop without any
 box adjustment, and with a given adjustment.
 
-    python -m emotion_recognition_ros.calibration --frames 200 --plot calibration.png
+    python -m emotion_recognition_ros.tools.calibration --frames 200 --plot calibration.png
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .classifier import Classifier
-from .detectors import BoxAdjust, create_detector
-from .preprocess import crop_face, square_box
-from .scenes import DEFAULT_CKPLUS, load_faces, make_scene
-from .tracker import iou
+from ..core.classifier import Classifier
+from ..core.detection import BoxAdjust, create_detector
+from ..core.preprocess import crop_face, square_box
+from ..media.scenes import DEFAULT_CKPLUS, load_faces, make_scene
+from ..core.tracking.tracker import iou
 
 
 def measure(frames: int, faces_per_frame: int, face_size: tuple[int, int], detector_name: str,

@@ -20,9 +20,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-# Before rclpy loads: camera frames need Fast DDS's LARGE_DATA transports (the default UDP transport drops
-# most 640x480 frames), and a demo should not talk to other machines' ROS graphs. A user's own settings win.
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+from ..ros.transport import default_to_large_data
+from .processes import NodeProcess
+
+# Before rclpy loads: camera frames need Fast DDS's LARGE_DATA transports (ros/transport.py), and a demo should
+# not talk to other machines' ROS graphs. A user's own settings win.
+default_to_large_data()
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 DEFAULT_OUT = Path("demo_output")
@@ -125,7 +128,7 @@ class Collector:
     def _save(self, kind: str, stamp: int, msg) -> None:
         import cv2
 
-        from .image_conversion import ImageConversionError, image_msg_to_bgr
+        from ..ros.image_conversion import ImageConversionError, image_msg_to_bgr
 
         try:
             image = image_msg_to_bgr(msg)
@@ -180,43 +183,8 @@ def emotion_node_command(args) -> list[str]:
         if ":=" not in item:
             raise ValueError(f"--set expects NAME:=VALUE, got '{item}'")
         params.append(item)
-    return [sys.executable, "-m", "emotion_recognition_ros.emotion_node", "--ros-args",
+    return [sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args",
             *[arg for param in params for arg in ("-p", param)]]
-
-
-class NodeProcess:
-    """The emotion node in its own process; its log goes to a file, and its last line explains a failure."""
-
-    def __init__(self, command: list[str], log: Path):
-        import subprocess
-
-        self.log_path = log
-        self._log = open(log, "w")
-        # The environment (ROS_DOMAIN_ID, discovery range, LARGE_DATA) is inherited, so both ends match.
-        self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
-
-    def failed(self) -> bool:
-        return self.proc.poll() is not None
-
-    def last_line(self) -> str:
-        self._log.flush()
-        lines = [line for line in self.log_path.read_text().splitlines() if line.strip()]
-        # The node's own one-line reason, if it gave one, beats whatever came after it.
-        reasons = [line for line in lines if line.startswith("emotion_node:")]
-        return (reasons or lines or [f"exit status {self.proc.returncode}"])[-1]
-
-    def stop(self, timeout: float = 10.0) -> None:
-        import signal
-        import subprocess
-
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 def prepare_out(out: Path) -> None:
@@ -230,94 +198,117 @@ def prepare_out(out: Path) -> None:
             path.unlink()
 
 
+TOPICS = {"camera": "/camera/image_raw", "info": "/camera/camera_info", "emotion": "/emotion",
+          "annotated": "/emotion/annotated", "heatmap": "/emotion/heatmap"}
+
+
+def recorded_topics(args) -> list[str]:
+    record = [TOPICS["camera"], TOPICS["info"], TOPICS["emotion"], "/diagnostics"]
+    return record + ([TOPICS["annotated"], TOPICS["heatmap"]] if args.record_overlays else [])
+
+
+def start_nodes(args, context, source, rate: float, synthetic: bool) -> dict[str, Any]:
+    """The emotion node (here or in a child process), the bag recorder, the output collector and the camera."""
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from ..ros.emotion_node import EmotionNode
+    from ..ros.image_source_node import ImageSourceNode
+    from .bag_recorder import BagRecorder
+
+    out: Path = args.out
+    started: dict[str, Any] = {"nodes": [], "child": None}
+    if args.node_process:
+        started["child"] = NodeProcess(emotion_node_command(args), out / "emotion_node.log").start()
+    else:
+        started["nodes"].append(EmotionNode(context=context, parameter_overrides=emotion_node_overrides(args)))
+    started["recorder"] = BagRecorder(context=context, parameter_overrides=[
+        Parameter("output", value=str(out / "bag")), Parameter("storage", value=args.storage),
+        Parameter("topics", value=recorded_topics(args)), Parameter("discovery_period", value=0.2)])
+    watcher = Node("demo_watcher", context=context)
+    started["collector"] = Collector(watcher, out, args.save_every, TOPICS)
+    started["camera"] = ImageSourceNode(context=context, source=source, parameter_overrides=[
+        Parameter("rate", value=rate), Parameter("width", value=args.width),
+        Parameter("height", value=args.height), Parameter("loop", value=True),
+        Parameter("wait_for_subscribers", value=2),  # the emotion node and the recorder
+        Parameter("ground_truth_file", value=str(out / "truth.csv") if synthetic else "")])
+    started["nodes"] += [started["recorder"], watcher, started["camera"]]
+    return started
+
+
+def wait_for_start(camera, child: NodeProcess | None, out: Path) -> None:
+    """The node loads its model first (seconds); the camera waits for it and the recorder."""
+    started = _wait(lambda: camera.published > 0 or (child is not None and child.failed()), 120.0)
+    if child is not None and child.failed():
+        raise RuntimeError(f"the emotion node stopped: {child.last_line()} (log: {child.log_path})")
+    if not started:
+        raise RuntimeError("the camera found no subscribers within 120 s (did the emotion node start? "
+                           f"see {out / 'emotion_node.log'})")
+
+
+def wait_until_settled(collector: Collector) -> None:
+    """Let the node finish the frames it has: until results stop coming. Grad-CAM runs after the result (at most
+    heatmap_rate_hz), so the last heatmap comes later still; on a short, busy run the first one may not have come
+    yet: give it a few seconds."""
+    stopped = time.monotonic()
+
+    def settled() -> bool:
+        now = time.monotonic()
+        heat = collector.last_heatmap
+        heat_done = (heat is not None and now - heat > 1.5) or now - stopped > 6.0
+        return now - collector.last_result > 1.5 and heat_done
+
+    _wait(settled, 12.0)
+
+
+def stream(args, started: dict[str, Any], source_name: str, rate: float) -> float:
+    """Let the camera publish for --duration seconds, then wait for the last answers; returns the wall time."""
+    camera = started["camera"]
+    wait_for_start(camera, started["child"], args.out)
+    t0 = time.monotonic()
+    print(f"demo: running {args.duration:g} s of {source_name} at {rate:g} fps ...", flush=True)
+    _wait(lambda: camera.done or time.monotonic() - t0 >= args.duration, args.duration + 5)
+    camera.timer.cancel()
+    camera.done = True
+    wall = time.monotonic() - t0
+    wait_until_settled(started["collector"])
+    started["recorder"].close()
+    return wall
+
+
 def run(args) -> dict[str, Any]:
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
 
-    from .bag_recorder import BagRecorder
-    from .emotion_node import EmotionNode
-    from .image_source_node import ImageSourceNode
-    from .sources import SyntheticSource, open_source
+    from ..media.sources import SyntheticSource, open_source
 
-    out: Path = args.out
-    prepare_out(out)
+    prepare_out(args.out)
     source = open_source(args.source, width=args.width or 640, height=args.height or 480, seed=args.seed)
     synthetic = isinstance(source, SyntheticSource)
     rate = float(args.rate or source.fps or 10.0)
-    topics = {"camera": "/camera/image_raw", "info": "/camera/camera_info", "emotion": "/emotion",
-              "annotated": "/emotion/annotated", "heatmap": "/emotion/heatmap"}
-    record = [topics["camera"], topics["info"], topics["emotion"], "/diagnostics"]
-    if args.record_overlays:
-        record += [topics["annotated"], topics["heatmap"]]
-
     context = Context()
     rclpy.init(context=context, args=[])
     executor = MultiThreadedExecutor(num_threads=4, context=context)
-    nodes = []
-    child: NodeProcess | None = None
+    started: dict[str, Any] = {"nodes": [], "child": None}
     try:
-        if not args.node_process:
-            nodes.append(EmotionNode(context=context, parameter_overrides=emotion_node_overrides(args)))
-        else:
-            child = NodeProcess(emotion_node_command(args), out / "emotion_node.log")
-        recorder = BagRecorder(context=context, parameter_overrides=[
-            Parameter("output", value=str(out / "bag")), Parameter("storage", value=args.storage),
-            Parameter("topics", value=record), Parameter("discovery_period", value=0.2)])
-        nodes.append(recorder)
-        watcher = Node("demo_watcher", context=context)
-        nodes.append(watcher)
-        collector = Collector(watcher, out, args.save_every, topics)
-        camera = ImageSourceNode(context=context, source=source, parameter_overrides=[
-            Parameter("rate", value=rate), Parameter("width", value=args.width),
-            Parameter("height", value=args.height), Parameter("loop", value=True),
-            Parameter("wait_for_subscribers", value=2),  # the emotion node and the recorder
-            Parameter("ground_truth_file", value=str(out / "truth.csv") if synthetic else "")])
-        nodes.append(camera)
-        for node in nodes:
+        started = start_nodes(args, context, source, rate, synthetic)
+        for node in started["nodes"]:
             executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        # The node loads its model first (seconds); the camera waits for it and the recorder.
-        started = _wait(lambda: camera.published > 0 or (child is not None and child.failed()), 120.0)
-        if child is not None and child.failed():
-            raise RuntimeError(f"the emotion node stopped: {child.last_line()} (log: {child.log_path})")
-        if not started:
-            raise RuntimeError("the camera found no subscribers within 120 s (did the emotion node start? "
-                               f"see {out / 'emotion_node.log'})")
-        t0 = time.monotonic()
-        print(f"demo: running {args.duration:g} s of {source.name} at {rate:g} fps ...", flush=True)
-        _wait(lambda: camera.done or time.monotonic() - t0 >= args.duration, args.duration + 5)
-        camera.timer.cancel()
-        camera.done = True
-        wall = time.monotonic() - t0
-        # Let the node finish the frames it has: until results stop coming.
-        # Grad-CAM runs after the result (at most heatmap_rate_hz), so the last heatmap comes later still; on a
-        # short, busy run the first one may not have come yet: give it a few seconds.
-        stopped = time.monotonic()
-
-        def settled() -> bool:
-            now = time.monotonic()
-            heat = collector.last_heatmap
-            heat_done = (heat is not None and now - heat > 1.5) or now - stopped > 6.0
-            return now - collector.last_result > 1.5 and heat_done
-
-        _wait(settled, 12.0)
-        recorder.close()
+        threading.Thread(target=executor.spin, daemon=True).start()
+        wall = stream(args, started, source.name, rate)
     finally:
-        if child is not None:
-            child.stop()
+        if started["child"] is not None:
+            started["child"].stop()
         executor.shutdown(timeout_sec=2)
-        for node in nodes:
+        for node in started["nodes"]:
             node.destroy_node()
         # rclpy also destroys a node whose constructor failed (e.g. a missing model file), and such a node
         # may not survive that; the constructor's own error is the one to report.
         with contextlib.suppress(Exception):
             rclpy.try_shutdown(context=context)
-    return {"collector": collector, "published": camera.published, "wall_s": wall, "source": source.name,
-            "synthetic": synthetic, "bag": out / "bag"}
+    return {"collector": started["collector"], "published": started["camera"].published, "wall_s": wall,
+            "source": source.name, "synthetic": synthetic, "bag": args.out / "bag"}
 
 
 def _wait(predicate, timeout: float) -> bool:
@@ -368,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .bag_io import BagError
     from .evaluate_bag import EvaluationError
-    from .model_io import ModelLoadError
-    from .sources import SourceError
+    from ..core.model_io import ModelLoadError
+    from ..media.sources import SourceError
 
     try:
         info = run(args)

@@ -20,7 +20,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from .image_conversion import bgr_to_image_msg
-from .sources import Frame, FrameSource, SourceError, open_source, resize_frame
+from ..media.sources import Frame, FrameSource, SourceError, open_source, resize_frame
 
 GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
 

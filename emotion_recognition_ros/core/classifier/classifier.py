@@ -1,0 +1,125 @@
+"""The expression classifier: loads a safetensors+JSON model once, classifies all faces of a frame as one batch.
+
+Preprocessing is core/preprocess.py's (the same code training evaluation uses); only the final normalisation
+runs on the model's device, so on CUDA the tensor math happens on the GPU in fp16. Inference runs in one of two
+backends behind the same call, `backend(batch) -> logits`: TorchBackend or OnnxRuntimeBackend.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import model_io
+from ..config import BACKENDS
+from ..device import resolve_device
+from ..preprocess import gray_batch, normalize
+from .onnx_runtime import OnnxRuntimeBackend, onnxruntime_available
+from .torch_backend import TorchBackend
+
+log = logging.getLogger(__name__)
+
+
+def resolve_backend(spec: str, device: torch.device) -> str:
+    """'auto' -> ONNX Runtime on the CPU when it is installed, else torch; torch on CUDA.
+    An explicit 'onnxruntime' that cannot run is an error rather than a silent fallback."""
+    spec = (spec or "auto").strip().lower()
+    if spec not in BACKENDS:
+        raise ValueError(f"bad backend '{spec}' (use {', '.join(BACKENDS)})")
+    if spec == "torch":
+        return spec
+    if device.type != "cpu":
+        if spec == "onnxruntime":
+            raise ValueError("backend 'onnxruntime' runs on the CPU only (use device cpu, or backend torch/auto)")
+        return "torch"
+    if onnxruntime_available():
+        return "onnxruntime"
+    if spec == "onnxruntime":
+        raise ValueError("backend 'onnxruntime' requested but onnxruntime/onnx are not installed "
+                         "(pip install -r requirements.txt, or use backend torch)")
+    return "torch"
+
+
+class Classifier:
+    """Face crops -> class probabilities. fp16 torch on CUDA; fp32 ONNX Runtime (or torch) on the CPU.
+
+    The torch model (`self.model`) is always loaded: Grad-CAM needs its gradients whatever the backend.
+    `threads` is ONNX Runtime's session thread count (torch's is process-wide: core.device.set_threads).
+    """
+
+    def __init__(self, model_path: str | Path | None = None, device: str = "auto", warmup: bool = True,
+                 backend: str = "auto", threads: int = 1):
+        self._auto = str(device).strip().lower() == "auto"
+        self._backend_spec = backend
+        self._threads = threads
+        model, self.meta = model_io.load_model(model_path or None, "cpu")
+        self.class_names = list(self.meta.class_names)
+        target = resolve_device(device)
+        if target.type == "cuda":
+            self._start_on_cuda(model, target, warmup)
+        else:
+            self._use(model, target)
+            if warmup:
+                self.warmup()
+
+    def _start_on_cuda(self, model: torch.nn.Module, device: torch.device, warmup: bool) -> None:
+        try:
+            self._use(model, device)
+            self.warmup()  # a broken driver, unsupported GPU or full memory shows up here, at start-up
+        except RuntimeError as exc:
+            if not self._auto:
+                raise
+            log.warning("CUDA failed (%s); falling back to the CPU", exc)
+            self._use(model, torch.device("cpu"))
+            if warmup:
+                self.warmup()
+
+    def _use(self, model: torch.nn.Module, device: torch.device) -> None:
+        self._torch = TorchBackend(model, device, cpu_fallback=self._auto)
+        self.backend = resolve_backend(self._backend_spec, device)
+        self._run = self._torch
+        if self.backend == "onnxruntime":
+            self._run = OnnxRuntimeBackend(self.model, self.meta.input_size, self.meta.in_chans, self._threads)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._torch.model
+
+    @property
+    def device(self) -> torch.device:
+        return self._torch.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._torch.dtype
+
+    @property
+    def model_id(self) -> str:
+        return self.meta.model_id
+
+    def warmup(self) -> None:
+        """One dummy inference so the first real frame does not pay for lazy initialisation."""
+        dummy = np.zeros((self.meta.input_size, self.meta.input_size), np.uint8)
+        self.predict(self.to_batch([dummy]))
+
+    def to_batch(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
+        """Network input (N, C, S, S) on the model's device and dtype."""
+        grays = torch.from_numpy(gray_batch(crops, self.meta)).to(self.device, non_blocking=True)
+        return normalize(grays, self.meta).to(self.dtype).contiguous(memory_format=torch.channels_last)
+
+    def predict(self, batch: torch.Tensor) -> np.ndarray:
+        """(N, K) float32 softmax probabilities."""
+        if batch.shape[0] == 0:
+            return np.empty((0, len(self.class_names)), np.float32)
+        return softmax(self._run(batch))
+
+    def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return self.predict(self.to_batch(crops))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,25 @@
+"""A detector for inputs that are already face crops."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import Detection
+from .base import BoxAdjust, register_detector
+
+
+@register_detector("full_frame")
+class FullFrameDetector:
+    """Treats the whole image as one face: for inputs that are already face crops (e.g. a face camera)."""
+
+    name = "full_frame"
+    box_adjust = BoxAdjust()
+
+    def __init__(self, **_ignored):
+        pass
+
+    def configure(self, **_ignored) -> None:
+        pass
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        h, w = bgr.shape[:2]
+        return [Detection((0.0, 0.0, float(w), float(h)), 1.0)]

@@ -1,0 +1,176 @@
+"""detect -> track -> crop -> classify -> smooth (-> Grad-CAM), as one object with `process(frame)`.
+
+Wiring only: when to detect is detection/scheduling.py's, how to track tracking/'s, how to classify
+classifier/'s, how to explain explain.py's. ROS-free: the node, the tests and the benchmarks all call
+`EmotionPipeline.process` directly. The result keeps per-stage timings (seconds) and, per face, the exact
+crop the classifier saw, so any evaluator can re-run the model offline on the same pixels.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import Classifier
+from .config import PipelineConfig, check_values
+from .detection import FaceDetector, create_detector
+from .detection.scheduling import DetectionScheduler
+from .preprocess import crop_face, square_box
+from .tracking import EmaSmoother, IouTracker, Track
+from .types import Detection, FaceResult, PipelineResult
+
+
+def rounded_roi(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer pixel box as crop_face cuts it, clipped to the frame."""
+    x, y, w, h = box
+    x0, y0, x1, y1 = round(x), round(y), round(x + w), round(y + h)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    return int(x0), int(y0), int(max(0, x1 - x0)), int(max(0, y1 - y0))
+
+
+def detector_options(c: PipelineConfig) -> dict:
+    """The detector's settings from a config (what `create_detector` and `configure` take)."""
+    if c.detector == "mtcnn":
+        return dict(min_face_size=c.min_face_size, thresholds=c.mtcnn_thresholds,
+                    detection_threshold=c.detection_threshold, scale=c.detect_scale)
+    return {}
+
+
+class EmotionPipeline:
+    def __init__(self, config: PipelineConfig | None = None, classifier: Classifier | None = None,
+                 detector: FaceDetector | None = None):
+        self.config = config or PipelineConfig()
+        c = self.config
+        if reason := check_values(vars(c)):
+            raise ValueError(reason)
+        self.classifier = classifier or Classifier(c.model_path or None, c.device, backend=c.backend,
+                                                   threads=c.threads)
+        self.detector = detector or create_detector(
+            c.detector, **detector_options(c), cuda=self.classifier.device.type == "cuda")
+        self.scheduler = DetectionScheduler(self.detector, c)
+        self.tracker = IouTracker(c.track_iou, c.track_confirm_hits, c.track_max_misses)
+        self.smoother = EmaSmoother(c.smoothing)
+        self._explainer = None
+        self.frame_index = 0
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.classifier.class_names
+
+    @property
+    def model_id(self) -> str:
+        return self.classifier.model_id
+
+    def reconfigure(self, **changes) -> None:
+        """Apply run-time changes (thresholds, smoothing, ...) without reloading anything."""
+        unknown = [key for key in changes if not hasattr(self.config, key)]
+        if unknown:
+            raise ValueError(f"unknown pipeline setting '{unknown[0]}'")
+        if reason := check_values(changes):
+            raise ValueError(reason)
+        for key, value in changes.items():
+            setattr(self.config, key, value)
+        c = self.config
+        if hasattr(self.detector, "configure"):
+            with self.scheduler.detector_idle():  # never change the detector under a running background detection
+                self.detector.configure(**detector_options(c))
+        self.smoother.smoothing = c.smoothing
+        self.tracker.iou_threshold = c.track_iou
+        self.tracker.confirm_hits = c.track_confirm_hits
+        self.tracker.max_misses = c.track_max_misses
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. when the input stream restarts)."""
+        self.tracker.reset()
+        self.smoother.reset()
+        self.frame_index = 0
+        self.scheduler.reset()
+
+    def crop_box(self, detection: Detection) -> tuple[float, float, float, float]:
+        """The square region the classifier should see: detector calibration, then the model's own
+        training margin plus the user's extra margin."""
+        margin = float(self.classifier.meta.face_crop.get("margin", 0.0)) + self.config.face_margin
+        x, y, side, _ = square_box(*self.detector.box_adjust.apply(detection.box), margin)
+        # Snap to whole pixels with equal sides, so the crop is exactly square and its published ROI
+        # names exactly the pixels the classifier saw.
+        whole = max(1, round(side))
+        x0, y0 = round(x + (side - whole) / 2.0), round(y + (side - whole) / 2.0)
+        return float(x0), float(y0), float(whole), float(whole)
+
+    def process(self, frame: np.ndarray, explain: bool = False) -> PipelineResult:
+        """One uint8 BGR frame -> faces with ids, boxes, raw and smoothed probabilities (+ Grad-CAM)."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or frame.size == 0:
+            raise ValueError(f"expected a non-empty uint8 BGR HxWx3 frame, got {frame.dtype} {frame.shape}")
+        result = PipelineResult()
+        t = time.perf_counter()
+        tracks = self._track(frame, result)
+        now = time.perf_counter()
+        result.timings["detect"], t = now - t, now
+
+        boxes = [self.crop_box(tr.detection) for tr in tracks]
+        crops = [crop_face(frame, box, 0.0, square=False) for box in boxes]
+        result.batch = self.classifier.to_batch(crops)
+        now = time.perf_counter()
+        result.timings["preprocess"], t = now - t, now
+
+        self._classify(tracks, boxes, crops, frame.shape[:2], result)
+        now = time.perf_counter()
+        result.timings["classify"], t = now - t, now
+
+        if explain:
+            result.heatmaps = self.explain(result)
+            result.timings["explain"] = time.perf_counter() - t
+        return result
+
+    def _track(self, frame: np.ndarray, result: PipelineResult) -> list[Track]:
+        """This frame's detections (full, refined or none) folded into the tracker; the tracks to classify."""
+        detections = self.scheduler.next(frame, self.tracker.tracks)
+        self.frame_index += 1
+        result.detected = detections is not None
+        result.refined = isinstance(detections, dict)
+        if result.refined:  # tracked faces re-measured in this frame
+            tracks = self.tracker.refresh(detections)
+        elif detections is not None:
+            tracks = self.tracker.update(detections[: self.config.max_faces])
+            self.smoother.forget(self.tracker.dropped_ids)
+        else:
+            tracks = self.tracker.carry()
+        return tracks[: self.config.max_faces]
+
+    def _classify(self, tracks: list[Track], boxes: list, crops: list, frame_size: tuple[int, int],
+                  result: PipelineResult) -> None:
+        height, width = frame_size
+        raw = self.classifier.predict(result.batch)
+        for track, box, crop, probs in zip(tracks, boxes, crops, raw):
+            result.faces.append(FaceResult(
+                face_id=track.face_id, detection=track.detection, crop_box=box,
+                roi=rounded_roi(box, width, height), crop=crop, raw_scores=probs,
+                scores=self.smoother.update(track.face_id, probs), track_age=track.age,
+                fresh=result.detected and track.updated))
+
+    def close(self) -> None:
+        """Stop the background detector thread, if any."""
+        self.scheduler.close()
+
+    def explain(self, result: PipelineResult) -> np.ndarray:
+        """Grad-CAM maps (N, S, S) for a result's faces, for the class each face is labelled with."""
+        if self._explainer is None:
+            from .explain import GradCamExplainer
+
+            self._explainer = GradCamExplainer(self.classifier.model)
+        if result.batch is None or not result.faces:
+            return np.empty((0, self.classifier.meta.input_size, self.classifier.meta.input_size), np.float32)
+        return self._explainer.explain(result.batch, [f.label_index for f in result.faces])
+
+    def warmup_explainer(self) -> None:
+        """Build the Grad-CAM copy and run it once, so the first heatmap is not slow."""
+        from .explain import GradCamExplainer
+
+        self._explainer = GradCamExplainer(self.classifier.model)
+        self._explainer.explain(self.classifier.to_batch([np.zeros((48, 48), np.uint8)]), [0])
+
+
+def load_pipeline(model_path: str | Path | None = None, **config) -> EmotionPipeline:
+    """Convenience: a pipeline with the given settings (see PipelineConfig)."""
+    return EmotionPipeline(PipelineConfig(model_path=str(model_path or ""), **config))

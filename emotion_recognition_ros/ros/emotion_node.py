@@ -1,0 +1,245 @@
+"""ROS 2 node: camera images in, EmotionArray (+ Grad-CAM heatmaps, annotated debug image) out.
+
+Threads, and why (ros/workers.py):
+- the subscription callback only stores the newest message in a one-frame slot (replacing an unprocessed
+  one counts as a dropped frame), so the node never queues stale frames and never falls behind;
+- a worker thread converts, runs the pipeline and publishes; the executor stays free for parameters
+  and the diagnostics timer however long a frame takes;
+- a heatmap thread explains the latest result at most `heatmap_rate_hz` times a second, and only while
+  someone subscribes, so Grad-CAM never delays /emotion.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, Iterable
+
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from emotion_msgs.msg import EmotionArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from ..core.annotate import draw_annotations, overlay_heatmaps
+from ..core.config import CONFIG_FIELDS, RUNTIME_FIELDS, PipelineConfig
+from ..core.device import set_threads
+from ..core.pipeline import EmotionPipeline
+from ..core.types import PipelineResult
+from . import params
+from .diagnostics import ERROR, OK, TRANSPORT_ADVICE, WARN, NodeStats, StampGapMonitor
+from .image_conversion import ImageConversionError, bgr_to_image_msg, compressed_msg_to_bgr, image_msg_to_bgr
+from .messages import emotion_array
+from .workers import LatestSlot, RateLimitedWorker, Worker
+
+PARAMETERS = params.EMOTION_NODE_PARAMETERS
+LOG_REPEAT_S = 10.0  # the same problem is logged at most once per this many seconds
+LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
+NODE_SETTINGS = ("heatmap_rate_hz", "publish_heatmap", "max_image_size")  # run-time settings the node itself keeps
+
+
+def pipeline_config(p: dict[str, Any]) -> PipelineConfig:
+    """The pipeline's settings from the node's parameter values."""
+    values = {name: p[name] for name in CONFIG_FIELDS}
+    values["mtcnn_thresholds"] = tuple(values["mtcnn_thresholds"])
+    return PipelineConfig(**values)
+
+
+class EmotionNode(Node):
+    """The emotion recognition node. `EmotionNode(context=ctx, parameter_overrides={...})` runs in-process."""
+
+    def __init__(self, node_name: str = "emotion_node", *, context=None, namespace: str | None = None,
+                 parameter_overrides: dict[str, Any] | Iterable[Parameter] | None = None,
+                 cli_args: list[str] | None = None):
+        super().__init__(node_name, context=context, namespace=namespace, cli_args=cli_args,
+                         parameter_overrides=params.as_overrides(parameter_overrides))
+        p = params.declare(self, PARAMETERS)
+        if problem := params.check(p):
+            raise ValueError(f"{self.get_name()}: {problem}")
+        set_threads(p["threads"])
+        self._logged: dict[str, float] = {}
+        self.stats = NodeStats()
+        self._gaps = StampGapMonitor()
+        for name in NODE_SETTINGS:
+            setattr(self, name, p[name])
+        # Loads and warms up the model (raises ModelLoadError naming the file): the first frame pays nothing.
+        self.pipeline = EmotionPipeline(pipeline_config(p))
+        self._pipeline_lock = threading.Lock()
+        self.get_logger().info(f"model {self.pipeline.model_id} on {self.pipeline.classifier.device} "
+                               f"({self.pipeline.classifier.backend}), "
+                               f"detector {p['detector']}, classes {self.pipeline.class_names}")
+        self._create_publishers(p)
+        self._start_workers()
+        self._create_subscriptions(p)
+        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+    def _create_publishers(self, p: dict[str, Any]) -> None:
+        # Reliable writers match both reliable and best-effort readers (recorders, RViz, tests).
+        self.emotion_pub = self.create_publisher(EmotionArray, p["emotion_topic"], 10)
+        self.heatmap_pub = self.create_publisher(Image, p["heatmap_topic"], 1)
+        self.annotated_pub = self.create_publisher(Image, p["annotated_topic"], 1)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def _start_workers(self) -> None:
+        self._frames = LatestSlot()  # (message, receive time)
+        self._heat_jobs = LatestSlot()  # (header, frame, result)
+        self._worker = Worker(self._frames, self._work, "emotion_worker")
+        self._heat_worker = RateLimitedWorker(self._heat_jobs, self._publish_heatmap, "emotion_heatmaps",
+                                              rate=lambda: self.heatmap_rate_hz)
+        self._worker.start()
+        self._heat_worker.start()
+
+    def _create_subscriptions(self, p: dict[str, Any]) -> None:
+        reliability = (ReliabilityPolicy.RELIABLE if p["reliability"] == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p["qos_depth"], reliability=reliability)
+        # DDS reports samples a best-effort reader never received (sequence gaps): transport loss proper,
+        # as opposed to frames this node chose to skip.
+        events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
+        self.create_subscription(Image, p["image_topic"], self._on_image, qos, event_callbacks=events)
+        if p["compressed_topic"]:
+            self.create_subscription(CompressedImage, p["compressed_topic"], self._on_image, qos,
+                                     event_callbacks=events)
+
+    # ---------------------------------------------------------------- parameters
+    def _validate_parameters(self, changed: list[Parameter]) -> SetParametersResult:
+        reason = params.check({prm.name: prm.value for prm in changed})
+        return SetParametersResult(successful=reason is None, reason=reason or "")
+
+    def _apply_parameters(self, changed: list[Parameter]) -> None:
+        changes = {prm.name: prm.value for prm in changed if prm.name in RUNTIME_FIELDS}
+        if "mtcnn_thresholds" in changes:
+            changes["mtcnn_thresholds"] = tuple(changes["mtcnn_thresholds"])
+        for prm in changed:
+            if prm.name in NODE_SETTINGS:
+                setattr(self, prm.name, prm.value)
+        if changes:
+            with self._pipeline_lock:
+                self.pipeline.reconfigure(**changes)
+
+    # ---------------------------------------------------------------- input
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Keep only the newest frame; the worker takes it when it is free."""
+        now = time.monotonic()
+        self.stats.count("received")
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        # Only an estimate (a camera's own timing jitter makes gaps too), so it is counted, not warned about;
+        # the warning comes from DDS's message-lost events, which are exact.
+        if stamp > 0 and (lost := self._gaps.update(stamp)):
+            self.stats.count("lost_upstream", lost)
+        if self._frames.put((msg, now)):
+            self.stats.count("dropped")
+
+    def _on_message_lost(self, info) -> None:
+        self.stats.count("lost_dds", int(info.total_count_change))
+        self._log_once("dds loss", f"DDS lost {info.total_count_change} frame(s) on the way here "
+                                   f"({info.total_count} so far): {TRANSPORT_ADVICE}")
+
+    def _log_once(self, key: str, text: str, error: bool = False) -> None:
+        """Log a problem at most once per LOG_REPEAT_S for the same key (bad streams repeat every frame)."""
+        now = time.monotonic()
+        if now - self._logged.get(key, -1e9) < LOG_REPEAT_S:
+            return
+        if len(self._logged) > 256:
+            self._logged.clear()
+        self._logged[key] = now
+        (self.get_logger().error if error else self.get_logger().warning)(text)
+
+    # ---------------------------------------------------------------- frames (worker thread)
+    def _work(self, item: tuple[Any, float]) -> None:
+        msg, received = item
+        try:
+            self._process(msg, received)
+        except ImageConversionError as exc:
+            self.stats.count("rejected")
+            self._log_once(f"bad image: {exc}", f"dropping image: {exc}")
+        except Exception as exc:  # keep serving: one bad frame must not kill the node
+            self.stats.count("failed")
+            self._log_once(f"pipeline: {type(exc).__name__}", f"frame failed: {type(exc).__name__}: {exc}", True)
+
+    def _process(self, msg: Image | CompressedImage, received: float) -> None:
+        if isinstance(msg, CompressedImage):
+            frame = compressed_msg_to_bgr(msg, self.max_image_size)
+        else:
+            frame = image_msg_to_bgr(msg, self.max_image_size)
+        with self._pipeline_lock:
+            result = self.pipeline.process(frame)
+        self.emotion_pub.publish(self.to_message(msg.header, result))
+        self.stats.frame_done(time.monotonic() - received, len(result.faces), result.timings)
+        if self.annotated_pub.get_subscription_count() > 0:
+            annotated = draw_annotations(frame, result.faces, self.pipeline.class_names)
+            self.annotated_pub.publish(bgr_to_image_msg(annotated, msg.header))
+        if self.publish_heatmap and self.heatmap_rate_hz > 0 and self.heatmap_pub.get_subscription_count() > 0:
+            self._heat_jobs.put((msg.header, frame, result))
+
+    def to_message(self, header: Any, result: PipelineResult) -> EmotionArray:
+        return emotion_array(header, result, self.pipeline.model_id, self.pipeline.class_names)
+
+    # ---------------------------------------------------------------- heatmaps (heatmap thread)
+    def _publish_heatmap(self, job: tuple[Any, Any, PipelineResult]) -> None:
+        header, frame, result = job
+        try:
+            heatmaps = self.pipeline.explain(result)
+            self.heatmap_pub.publish(bgr_to_image_msg(overlay_heatmaps(frame, result.faces, heatmaps), header))
+            self.stats.count("heatmaps")
+        except Exception as exc:
+            self._log_once(f"heatmap: {type(exc).__name__}", f"heatmap failed: {type(exc).__name__}: {exc}", True)
+
+    # ---------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot()
+        level, message = self.stats.health()
+        values = [KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in snap.items()]
+        values += [KeyValue(key="device", value=str(self.pipeline.classifier.device)),
+                   KeyValue(key="backend", value=self.pipeline.classifier.backend),
+                   KeyValue(key="model_id", value=self.pipeline.model_id)]
+        status = DiagnosticStatus(level=LEVELS[level], name=f"{self.get_name()}: emotion recognition",
+                                  message=message, hardware_id=str(self.pipeline.classifier.device), values=values)
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self.diagnostics_pub.publish(DiagnosticArray(header=header, status=[status]))
+
+    def destroy_node(self) -> None:
+        # Also called by rclpy's context clean-up on a node whose constructor failed half-way.
+        for worker in (getattr(self, "_worker", None), getattr(self, "_heat_worker", None)):
+            if worker is not None:
+                worker.stop()
+        if getattr(self, "pipeline", None) is not None:
+            self.pipeline.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    from ..core.model_io import ModelLoadError
+
+    rclpy.init(args=args)
+    try:
+        node = EmotionNode(cli_args=None)
+    except (ModelLoadError, ValueError, ParameterException) as exc:
+        print(f"emotion_node: cannot start: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    except Exception as exc:  # e.g. an invalid topic name: still one clear line, not a traceback
+        print(f"emotion_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
