@@ -23,6 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from emotion_recognition_ros.core.device import set_threads
+
 from . import dds, report
 from .frames import FACE_COUNTS, SIZES, build_frame_sets, held_stream, parse_size
 from .stats import ProcessMonitor, ratio
@@ -231,15 +233,61 @@ def check_targets(closed: list[dict], comparisons: list[dict]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_meta(args, argv, started: dt.datetime, transport: str) -> dict[str, Any]:
+    """Where, when and how the figures were measured (bench.json's "meta")."""
     import cv2
     import torch
 
+    command = " ".join(["python -m benchmarks.bench"] + (argv if argv is not None else sys.argv[1:]))
+    return {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
+            "gpu": gpu_description(args.device), "command": command,
+            "transport": transport, "ros_domain_id": os.environ.get("ROS_DOMAIN_ID"),
+            "load_average_at_start": list(os.getloadavg()), "torch": torch.__version__,
+            "opencv": cv2.__version__, "frames_per_set": args.frames, "duration_s": args.duration,
+            "device": args.device, "node_params": node_overrides(args), "heatmaps": args.heatmaps,
+            "hold": args.hold, "motion_px_per_frame": args.motion, "noise_std": args.noise}
+
+
+def build_streams(args, frame_sets) -> tuple[dict, dict, dict]:
+    """Per frame set: the still frames as messages (stages), and the DDS stream with its truth: each scene
+    `hold` frames in a row, panning with sensor noise (frames.held_stream)."""
+    msgs_by_key = {fs.key: dds.make_image_messages([s.frame for s in fs.scenes]) for fs in frame_sets}
+    stream_by_key, truth_by_key = {}, {}
+    for fs in frame_sets:
+        frames, truth_by_key[fs.key] = held_stream(fs, args.hold, args.motion, args.noise, args.seed)
+        stream_by_key[fs.key] = dds.make_image_messages(frames)
+    return msgs_by_key, stream_by_key, truth_by_key
+
+
+def run_dds(args, frame_sets, stream_by_key, truth_by_key, data: dict[str, Any]) -> None:
+    """Our node, then the peer (never two nodes competing for the cores), over DDS; fills data["dds"] and the
+    comparison and targets, and prints their tables."""
+    specs = [our_node_spec(args)] + ([] if args.no_peer else [peer_node_spec()])
+    driver = dds.Driver(heatmap_topic="/emotion/heatmap" if args.heatmaps else None)
+    try:
+        for spec in specs:
+            print(f"bench: DDS runs with the {spec.name} node", flush=True)
+            closed, opened, info = run_node(args, spec, frame_sets, stream_by_key, truth_by_key, driver,
+                                            args.output / "logs")
+            data["dds"]["closed"] += closed
+            data["dds"]["open"] += opened
+            data["dds"]["nodes"][spec.name] = info
+    finally:
+        driver.close()
+    data["comparison"] = compare(data["dds"]["closed"])
+    data["targets"] = check_targets(data["dds"]["closed"], data["comparison"])
+    print(report.dds_table(data["dds"]["closed"], data["comparison"]), flush=True)
+    if data["dds"]["open"]:
+        print(report.open_table(data["dds"]["open"]), flush=True)
+    for name, target in data["targets"].items():
+        print(f"target {name}: {target['value']} -> {'met' if target['met'] else 'NOT met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     transport = dds.ros_environment(args.transport)
     # The bench process itself stays on one core's worth of threads; the node under test gets the rest.
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    set_threads(1)
     started = dt.datetime.now(dt.timezone.utc)
     out_dir: Path = args.output
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -247,46 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: building frames {args.sizes} x faces {args.faces}, {args.frames} per set", flush=True)
     frame_sets = build_frame_sets(args.sizes, args.faces, args.frames, seed=args.seed,
                                   **({"root": args.ckplus} if args.ckplus else {}))
-    msgs_by_key = {fs.key: dds.make_image_messages([s.frame for s in fs.scenes]) for fs in frame_sets}
-    # The DDS stream: each scene `hold` frames in a row, panning with sensor noise (frames.held_stream).
-    stream_by_key, truth_by_key = {}, {}
-    for fs in frame_sets:
-        frames, truth_by_key[fs.key] = held_stream(fs, args.hold, args.motion, args.noise, args.seed)
-        stream_by_key[fs.key] = dds.make_image_messages(frames)
-    data: dict[str, Any] = {
-        "meta": {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
-                 "gpu": gpu_description(args.device), "command": " ".join(["python -m benchmarks.bench"] + (argv if argv is not None else sys.argv[1:])),
-                 "transport": transport, "ros_domain_id": os.environ.get("ROS_DOMAIN_ID"),
-                 "load_average_at_start": list(os.getloadavg()), "torch": torch.__version__,
-                 "opencv": cv2.__version__, "frames_per_set": args.frames, "duration_s": args.duration,
-                 "device": args.device, "node_params": node_overrides(args), "heatmaps": args.heatmaps,
-                 "hold": args.hold, "motion_px_per_frame": args.motion, "noise_std": args.noise},
-        "stages": [], "dds": {"closed": [], "open": [], "nodes": {}}, "comparison": [], "targets": {}}
-
+    msgs_by_key, stream_by_key, truth_by_key = build_streams(args, frame_sets)
+    data: dict[str, Any] = {"meta": run_meta(args, argv, started, transport), "stages": [],
+                            "dds": {"closed": [], "open": [], "nodes": {}}, "comparison": [], "targets": {}}
     if not args.no_stages:
         data["stages"] = run_stages(args, frame_sets, msgs_by_key)
         print(report.stage_table(data["stages"]), flush=True)
-
     if not args.no_dds:
-        specs = [our_node_spec(args)] + ([] if args.no_peer else [peer_node_spec()])
-        driver = dds.Driver(heatmap_topic="/emotion/heatmap" if args.heatmaps else None)
-        try:
-            for spec in specs:  # one after the other: never two nodes competing for the cores
-                print(f"bench: DDS runs with the {spec.name} node", flush=True)
-                closed, opened, info = run_node(args, spec, frame_sets, stream_by_key, truth_by_key, driver,
-                                                out_dir / "logs")
-                data["dds"]["closed"] += closed
-                data["dds"]["open"] += opened
-                data["dds"]["nodes"][spec.name] = info
-        finally:
-            driver.close()
-        data["comparison"] = compare(data["dds"]["closed"])
-        data["targets"] = check_targets(data["dds"]["closed"], data["comparison"])
-        print(report.dds_table(data["dds"]["closed"], data["comparison"]), flush=True)
-        if data["dds"]["open"]:
-            print(report.open_table(data["dds"]["open"]), flush=True)
-        for name, target in data["targets"].items():
-            print(f"target {name}: {target['value']} -> {'met' if target['met'] else 'NOT met'}")
+        run_dds(args, frame_sets, stream_by_key, truth_by_key, data)
 
     data["meta"]["load_average_at_end"] = list(os.getloadavg())
     data["meta"]["wall_s"] = round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1)

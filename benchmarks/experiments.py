@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_recognition_ros.core.device import set_threads
+
 from . import report
 from .bench import DEFAULT_OUTPUT, machine_description
 from .frames import build_frame_sets, held_stream
@@ -51,10 +53,10 @@ def pipeline_run(frame_sets, hold: int, motion: float, noise: float, **config) -
     return out
 
 
-def classify_run(crops: list[np.ndarray], repeats: int, backend: str, batched: bool) -> dict:
+def classify_run(crops: list[np.ndarray], repeats: int, backend: str, batched: bool, threads: int = 1) -> dict:
     from emotion_recognition_ros.core.classifier import Classifier
 
-    c = Classifier(None, "cpu", backend=backend)
+    c = Classifier(None, "cpu", backend=backend, threads=threads)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -67,10 +69,19 @@ def classify_run(crops: list[np.ndarray], repeats: int, backend: str, batched: b
     return summarize_ms(times)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import cv2
-    import torch
+VARIANTS = {
+    "defaults (full detection every 5th, refine between)": dict(),
+    "full detection every frame": dict(detect_every_n=1),
+    "every 5th, carry boxes (no refine)": dict(track_refine=False),
+    "every 3rd, refine between": dict(detect_every_n=3),
+    "every 10th, refine between": dict(detect_every_n=10),
+    "every frame, detect_scale 0.5": dict(detect_every_n=1, detect_scale=0.5),
+    "detect_async (background detection)": dict(detect_async=True),
+    "classifier in torch (eager, channels_last)": dict(backend="torch"),
+}
 
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.experiments", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=12, help="distinct scenes per set (default 12)")
     p.add_argument("--hold", type=int, default=5, help="frames per scene (default 5)")
@@ -79,46 +90,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faces", default="1,4")
     p.add_argument("--size", default="640x480")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    import datetime as dt
+    return p.parse_args(argv)
 
-    started = dt.datetime.now(dt.timezone.utc)
-    sets = build_frame_sets([args.size], [int(v) for v in args.faces.split(",")], args.frames)
-    results: dict = {"meta": {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
-                              "command": " ".join(["python -m benchmarks.experiments"] + (argv or sys.argv[1:])),
-                              "load_average_at_start": list(__import__("os").getloadavg())},
-                     "pipeline": {}, "classify": {}}
-    variants = {
-        "defaults (full detection every 5th, refine between)": dict(),
-        "full detection every frame": dict(detect_every_n=1),
-        "every 5th, carry boxes (no refine)": dict(track_refine=False),
-        "every 3rd, refine between": dict(detect_every_n=3),
-        "every 10th, refine between": dict(detect_every_n=10),
-        "every frame, detect_scale 0.5": dict(detect_every_n=1, detect_scale=0.5),
-        "detect_async (background detection)": dict(detect_async=True),
-        "classifier in torch (eager, channels_last)": dict(backend="torch"),
-    }
-    for name, cfg in variants.items():
+
+def pipeline_variants(args, sets) -> dict:
+    out = {}
+    for name, cfg in VARIANTS.items():
         print(f"experiments: pipeline {name}", flush=True)
-        results["pipeline"][name] = pipeline_run(sets, args.hold, args.motion, args.noise, device="cpu", **cfg)
+        out[name] = pipeline_run(sets, args.hold, args.motion, args.noise, device="cpu", **cfg)
     print("experiments: pipeline 2 threads", flush=True)
-    torch.set_num_threads(2)
-    cv2.setNumThreads(2)
-    results["pipeline"]["defaults, 2 threads (torch + OpenCV)"] = pipeline_run(sets, args.hold, args.motion,
-                                                                               args.noise, device="cpu")
+    set_threads(2)
+    out["defaults, 2 threads (torch + OpenCV + ONNX Runtime)"] = pipeline_run(sets, args.hold, args.motion,
+                                                                              args.noise, device="cpu", threads=2)
+    set_threads(1)
+    return out
+
+
+def classify_variants(sets) -> dict:
+    out = {}
     crops = [s.frame[y:y + h, x:x + w] for s in sets[-1].scenes for (x, y, w, h) in s.boxes][:4]
     for backend in ("onnxruntime", "torch"):
         for batched in (True, False):
             for threads in (1, 2):
-                torch.set_num_threads(threads)
+                set_threads(threads)
                 name = f"{len(crops)} faces, {backend}, {'one batch' if batched else 'one at a time'}, {threads} thread(s)"
                 print(f"experiments: classify {name}", flush=True)
-                results["classify"][name] = classify_run(crops, 30, backend, batched)
-    torch.set_num_threads(1)
-    results["meta"]["load_average_at_end"] = list(__import__("os").getloadavg())
-    report.write_json(args.output / "experiments.json", results)
+                out[name] = classify_run(crops, 30, backend, batched, threads)
+    set_threads(1)
+    return out
+
+
+def print_tables(results: dict) -> None:
     print(f"\n{'pipeline variant':<48}{'frames':<14}{'frame p50':>10}{'detect p50':>11}{'fps':>7}{'recall':>8}{'acc':>7}{'FP':>5}")
     for name, per in results["pipeline"].items():
         for key, r in per.items():
@@ -127,6 +129,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'classifier variant':<62}{'p50 ms':>8}{'p95 ms':>8}")
     for name, r in results["classify"].items():
         print(f"{name:<62}{r['p50']:>8}{r['p95']:>8}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import datetime as dt
+    import os
+
+    args = parse_args(argv)
+    set_threads(1)
+    started = dt.datetime.now(dt.timezone.utc)
+    sets = build_frame_sets([args.size], [int(v) for v in args.faces.split(",")], args.frames)
+    results: dict = {"meta": {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
+                              "command": " ".join(["python -m benchmarks.experiments"] + (argv or sys.argv[1:])),
+                              "load_average_at_start": list(os.getloadavg())}}
+    results["pipeline"] = pipeline_variants(args, sets)
+    results["classify"] = classify_variants(sets)
+    results["meta"]["load_average_at_end"] = list(os.getloadavg())
+    report.write_json(args.output / "experiments.json", results)
+    print_tables(results)
     print(f"experiments: wrote {args.output / 'experiments.json'}")
     return 0
 

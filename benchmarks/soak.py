@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_recognition_ros.core.device import set_threads
+
 from . import dds, report
 from .bench import DEFAULT_OUTPUT, machine_description, node_overrides, our_node_spec
 from .frames import build_frame_sets, held_stream
@@ -89,79 +91,92 @@ def plot(path: Path, timeline, samples, t_offset: float, meta: dict) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    import datetime as dt
-    import os
-
-    import cv2
-    import torch
-
-    args = parse_args(argv)
-    transport = dds.ros_environment(args.transport)
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    started = dt.datetime.now(dt.timezone.utc)
-    fs = build_frame_sets([args.size], [args.faces], args.frames)[0]
-    frames, truth = held_stream(fs, args.hold, args.motion, args.noise)
-    stream = dds.make_image_messages(frames)
-    duration = args.minutes * 60.0
-    bench_args = argparse.Namespace(device=args.device, threads=args.threads, node_param=args.node_param)
-    spec = our_node_spec(bench_args)
-    driver = dds.Driver()
+def progress_printer(args, driver: dds.Driver, monitor: ProcessMonitor):
+    """A progress line every --every seconds, from what has arrived so far (Driver.run_open's on_tick)."""
     last_report = [0.0]
-    print(f"soak: {args.minutes:g} min at {args.rate:g} fps, {fs.key}, transport {transport}", flush=True)
+
+    def tick(t: float) -> None:
+        if t - last_report[0] < args.every:
+            return
+        last_report[0] = t
+        recent = [(a.recv_ns - a.stamp_ns) / 1e6 for a in driver.answers[-int(args.rate * args.every):]]
+        s = monitor.samples[-1] if monitor.samples else None
+        print(f"soak: {t / 60:5.1f} min  answered {len(driver.answers)}  latency p50 "
+              f"{np.percentile(recent, 50) if recent else float('nan'):.1f} ms  RSS "
+              f"{s.rss / 2**20 if s else float('nan'):.1f} MiB", flush=True)
+
+    return tick
+
+
+def run_soak(args, spec: dds.NodeSpec, stream, truth) -> tuple[dds.RunResult, ProcessMonitor, float, bool]:
+    """The node under test, fed at --rate for --minutes; (result, monitor, monitor time at start, node alive)."""
+    driver = dds.Driver()
     try:
         with dds.NodeUnderTest(spec, args.output / "logs" / "soak_node.log") as proc:
             driver.wait_for_node(proc)
             driver.warm_up(stream, 5)
             monitor = ProcessMonitor(proc.pid, interval=1.0).start()
             t_offset = monitor.now()
-
-            def tick(t: float) -> None:  # progress line every --every seconds, from what has arrived so far
-                if t - last_report[0] < args.every:
-                    return
-                last_report[0] = t
-                recent = [(a.recv_ns - a.stamp_ns) / 1e6 for a in driver.answers[-int(args.rate * args.every):]]
-                s = monitor.samples[-1] if monitor.samples else None
-                print(f"soak: {t / 60:5.1f} min  answered {len(driver.answers)}  latency p50 "
-                      f"{np.percentile(recent, 50) if recent else float('nan'):.1f} ms  RSS "
-                      f"{s.rss / 2**20 if s else float('nan'):.1f} MiB", flush=True)
-
-            result = driver.run_open("ours", stream, truth, duration, args.rate, monitor, on_tick=tick)
+            result = driver.run_open("ours", stream, truth, args.minutes * 60.0, args.rate, monitor,
+                                     on_tick=progress_printer(args, driver, monitor))
             monitor.stop()
-            alive = proc.alive()
+            return result, monitor, t_offset, proc.alive()
     finally:
         driver.close()
-    samples = [s for s in monitor.samples if s.t >= t_offset]
+
+
+def summarize_soak(args, result: dds.RunResult, samples: list, t_offset: float, alive: bool) -> tuple[dict, list]:
+    """soak.json's summary (RSS first/last and its slope over the second half) and its per-window rows."""
     sent_times = [i / args.rate for i in range(result.sent)]
     win = windows(result.timeline, sent_times, [type(s)(s.t - t_offset, s.cpu_s, s.rss) for s in samples],
                   args.every, result.duration_s)
     half = [s for s in samples if s.t - t_offset >= result.duration_s / 2]
     slope = fit_slope([(s.t - t_offset) / 60.0 for s in half], [s.rss / 2**20 for s in half])
-    meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
-            "command": " ".join(["python -m benchmarks.soak"] + (argv if argv is not None else sys.argv[1:])),
-            "transport": transport, "rate": args.rate, "size": args.size, "faces": args.faces,
-            "hold": args.hold, "motion_px_per_frame": args.motion, "noise_std": args.noise, "node_params": node_overrides(bench_args),
-            "load_average_at_end": list(os.getloadavg())}
-    data = {"meta": meta, "summary": result.as_dict() | {
-                "dropped": result.sent - result.answered, "node_alive_at_end": alive,
-                "rss_first_mib": round(samples[0].rss / 2**20, 1) if samples else None,
-                "rss_last_mib": round(samples[-1].rss / 2**20, 1) if samples else None,
-                "rss_slope_second_half_mib_per_min": round(slope, 3) if slope is not None else None},
-            "windows": win}
-    report.write_json(args.output / "soak.json", data)
-    png = plot(args.output / "soak.png", result.timeline, samples, t_offset, meta)
+    summary = result.as_dict() | {
+        "dropped": result.sent - result.answered, "node_alive_at_end": alive,
+        "rss_first_mib": round(samples[0].rss / 2**20, 1) if samples else None,
+        "rss_last_mib": round(samples[-1].rss / 2**20, 1) if samples else None,
+        "rss_slope_second_half_mib_per_min": round(slope, 3) if slope is not None else None}
+    return summary, win
+
+
+def print_soak(win: list, s: dict) -> None:
     print(f"{'t (s)':>7}{'sent':>6}{'answered':>9}{'dropped':>8}{'lat p50':>9}{'lat p95':>9}{'RSS MiB':>9}")
     for w in win:
         print(f"{w['t_end_s']:>7}{w['sent']:>6}{w['answered']:>9}{w['dropped']:>8}{str(w['latency_ms']['p50']):>9}"
               f"{str(w['latency_ms']['p95']):>9}{str(w['rss_mib']):>9}")
-    s = data["summary"]
     print(f"soak: sent {s['sent']}, answered {s['answered']} ({s['fps']:.1f} fps), dropped {s['dropped']}, "
           f"stale stamps {s['stale']}, latency p50 {s['latency_ms']['p50']} ms p95 {s['latency_ms']['p95']} ms, "
           f"RSS {s['rss_first_mib']} -> {s['rss_last_mib']} MiB (second-half slope "
           f"{s['rss_slope_second_half_mib_per_min']} MiB/min), accuracy {s['score']['accuracy']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import datetime as dt
+    import os
+
+    args = parse_args(argv)
+    transport = dds.ros_environment(args.transport)
+    set_threads(1)
+    started = dt.datetime.now(dt.timezone.utc)
+    fs = build_frame_sets([args.size], [args.faces], args.frames)[0]
+    frames, truth = held_stream(fs, args.hold, args.motion, args.noise)
+    bench_args = argparse.Namespace(device=args.device, threads=args.threads, node_param=args.node_param)
+    print(f"soak: {args.minutes:g} min at {args.rate:g} fps, {fs.key}, transport {transport}", flush=True)
+    result, monitor, t_offset, alive = run_soak(args, our_node_spec(bench_args), dds.make_image_messages(frames),
+                                                truth)
+    samples = [s for s in monitor.samples if s.t >= t_offset]
+    summary, win = summarize_soak(args, result, samples, t_offset, alive)
+    meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
+            "command": " ".join(["python -m benchmarks.soak"] + (argv if argv is not None else sys.argv[1:])),
+            "transport": transport, "rate": args.rate, "size": args.size, "faces": args.faces,
+            "hold": args.hold, "motion_px_per_frame": args.motion, "noise_std": args.noise,
+            "node_params": node_overrides(bench_args), "load_average_at_end": list(os.getloadavg())}
+    report.write_json(args.output / "soak.json", {"meta": meta, "summary": summary, "windows": win})
+    png = plot(args.output / "soak.png", result.timeline, samples, t_offset, meta)
+    print_soak(win, summary)
     print(f"soak: wrote {args.output / 'soak.json'} and {png}", flush=True)
-    return 0 if s["stale"] == 0 and alive else 1
+    return 0 if summary["stale"] == 0 and alive else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """How fast is the node here? Two measurements, both on pasted CK+ faces (`scenes.make_scene`):
 
-    python -m emotion_recognition_ros.speed_probe pipeline --faces 1 --detect-every-n 1 --backend torch
+    python -m benchmarks.speed_probe pipeline --faces 1 --detect-every-n 1 --backend torch
         per-stage times of EmotionPipeline.process in this process (no ROS)
-    python -m emotion_recognition_ros.speed_probe dds --rate 60 --seconds 20 -p detect_every_n:=3
+    python -m benchmarks.speed_probe dds --rate 60 --seconds 20 -p detect_every_n:=3
         a camera-like publisher at --rate fps in this process, the real `emotion_node` in a child process
         (its own `--ros-args`), answers matched by stamp: answered fps, dropped frames, latency
 
@@ -13,11 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+
+from emotion_recognition_ros.core.device import set_threads
+from emotion_recognition_ros.tools.processes import NodeProcess
+
+from .stats import summarize_ms
 
 
 def _scenes(faces_per_frame: int, count: int, width: int, height: int, seed: int = 0):
@@ -29,21 +35,11 @@ def _scenes(faces_per_frame: int, count: int, width: int, height: int, seed: int
                        rng=int(rng.integers(1 << 31))) for _ in range(count)]
 
 
-def _ms(values) -> dict[str, float]:
-    arr = np.asarray(values) * 1000.0
-    return {"p50": round(float(np.percentile(arr, 50)), 2), "p95": round(float(np.percentile(arr, 95)), 2),
-            "mean": round(float(arr.mean()), 2)}
-
-
 def profile_pipeline(args) -> dict:
-    import cv2
-    import torch
-
     from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
-    pipeline = EmotionPipeline(PipelineConfig(model_path=args.model, device=args.device,
+    set_threads(args.threads)
+    pipeline = EmotionPipeline(PipelineConfig(model_path=args.model, device=args.device, threads=args.threads,
                                               detect_every_n=args.detect_every_n, detect_scale=args.detect_scale,
                                               detect_async=args.detect_async, track_refine=args.track_refine,
                                               backend=args.backend, min_face_size=args.min_face_size))
@@ -62,97 +58,119 @@ def profile_pipeline(args) -> dict:
             "device": str(pipeline.classifier.device), "threads": args.threads,
             "detect_every_n": args.detect_every_n, "track_refine": args.track_refine, "detect_async": args.detect_async,
             "detect_scale": args.detect_scale, "backend": pipeline.classifier.backend,
-            "total_ms": _ms(totals), "fps_from_mean": round(1.0 / float(np.mean(totals)), 1),
-            "stages_ms": {k: _ms(v) for k, v in stages.items()}}
+            "total_ms": summarize_ms(totals), "fps_from_mean": round(1.0 / float(np.mean(totals)), 1),
+            "stages_ms": {k: summarize_ms(v) for k, v in stages.items()}}
     pipeline.close()
     return report
 
 
-def probe_dds(args) -> dict:
-    import rclpy
-    from emotion_msgs.msg import EmotionArray
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
-    from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
-
+def _node_process(args, log_dir: Path) -> NodeProcess:
+    """The real emotion node in a child process, in the probe's ROS domain (clear of this process's others)."""
     cmd = [sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p", "device:=" + args.device]
     for item in args.param:
         cmd += ["-p", item]
     env = dict(os.environ)
-    domain = getattr(args, "domain_id", None)
-    if domain is not None:  # keep clear of other nodes in this process's domain
-        env["ROS_DOMAIN_ID"] = str(domain)
-    child = subprocess.Popen(cmd, env=env)
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
+    if getattr(args, "domain_id", None) is not None:
+        env["ROS_DOMAIN_ID"] = str(args.domain_id)
+    return NodeProcess(cmd, log_dir / "emotion_node.log", env)
 
-    context = Context()  # its own context: callable from a process (tests) that uses rclpy otherwise too
-    rclpy.init(context=context, domain_id=domain)
-    node = rclpy.create_node("speed_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    sent: dict[int, float] = {}
-    answers: dict[int, tuple[float, int]] = {}
 
-    def on_result(msg) -> None:
+class _Camera:
+    """A camera-like publisher plus subscriptions to the node's answers, diagnostics and (optionally) heatmaps,
+    on a context of its own (callable from a process, such as the tests, that uses rclpy otherwise too)."""
+
+    def __init__(self, args):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from emotion_msgs.msg import EmotionArray
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=getattr(args, "domain_id", None))
+        self.node = rclpy.create_node("speed_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.sent: dict[int, float] = {}
+        self.answers: dict[int, tuple[float, int]] = {}
+        self.diagnostics: list = []
+        self.heatmaps: list[float] = []
+        self.node.create_subscription(EmotionArray, "/emotion", self._on_result, 100)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        if args.heatmap:  # a subscriber makes the node compute Grad-CAM overlays
+            self.node.create_subscription(Image, "/emotion/heatmap", lambda _m: self.heatmaps.append(time.monotonic()),
+                                          5)
+        self.pub = self.node.create_publisher(Image, "/camera/image_raw", QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
+
+    def _on_result(self, msg) -> None:
         key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        answers[key] = (time.monotonic(), len(msg.emotions))
+        self.answers[key] = (time.monotonic(), len(msg.emotions))
 
-    node.create_subscription(EmotionArray, "/emotion", on_result, 100)
-    diagnostics: list = []
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    heatmaps: list[float] = []
-    if args.heatmap:  # a subscriber makes the node compute Grad-CAM overlays
-        node.create_subscription(Image, "/emotion/heatmap", lambda _m: heatmaps.append(time.monotonic()), 5)
-    pub = node.create_publisher(Image, "/camera/image_raw", QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
-    msgs = [bgr_to_image_msg(s.frame) for s in _scenes(args.faces, 10, args.width, args.height)]
-    try:
-        deadline = time.monotonic() + 120
-        while pub.get_subscription_count() == 0 or node.count_publishers("/emotion") == 0:
-            executor.spin_once(timeout_sec=0.1)
-            if time.monotonic() > deadline or child.poll() is not None:
-                raise RuntimeError("the emotion node did not come up")
+    def wait_for(self, child: NodeProcess, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pub.get_subscription_count() == 0 or self.node.count_publishers("/emotion") == 0:
+            self.executor.spin_once(timeout_sec=0.1)
+            if time.monotonic() > deadline or child.failed():
+                raise RuntimeError(f"the emotion node did not come up: {child.last_line()}")
         time.sleep(2.0)  # let the node finish start-up logging and discovery settle
-        period = 1.0 / args.rate
-        start = time.monotonic()
-        next_t = start
-        i = 0
-        while time.monotonic() - start < args.seconds:
+
+    def stream(self, msgs: list, rate: float, seconds: float) -> None:
+        """Publish at `rate` for `seconds` (each scene held 30 frames), then collect the last answers."""
+        period, start = 1.0 / rate, time.monotonic()
+        next_t, i = start, 0
+        while time.monotonic() - start < seconds:
             now = time.monotonic()
             if now >= next_t:
                 msg = msgs[(i // 30) % len(msgs)]
                 stamp = int((now - start) * 1e9) + 1
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-                sent[stamp] = now
-                pub.publish(msg)
+                self.sent[stamp] = now
+                self.pub.publish(msg)
                 i += 1
                 next_t += period
-            executor.spin_once(timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
+            self.executor.spin_once(timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
         end = time.monotonic() + 1.5  # the last answers and one more /diagnostics message
         while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.01)
-    finally:
-        child.send_signal(2)
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def report(self, args) -> dict:
+        latencies = [self.answers[k][0] - self.sent[k] for k in self.answers if k in self.sent]
+        faces = [n for _, n in self.answers.values()]
+        last = self.diagnostics[-1].status[0].values if self.diagnostics else None
+        return {"offered_fps": args.rate, "seconds": args.seconds, "sent": len(self.sent),
+                "answered": len(self.answers), "answered_fps": round(len(self.answers) / args.seconds, 1),
+                "dropped": len(self.sent) - len(self.answers),
+                "latency_ms": summarize_ms(latencies) if latencies else None,
+                "mean_faces": float(np.mean(faces)) if faces else 0, "heatmaps_received": len(self.heatmaps),
+                "node_diagnostics": {kv.key: kv.value for kv in last} if last is not None else None,
+                "node_params": args.param, "transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(default)")}
+
+
+def probe_dds(args) -> dict:
+    """Offer frames at --rate to the real node in a child process; answered fps, drops, latency, diagnostics."""
+    from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
+
+    with tempfile.TemporaryDirectory(prefix="speed_probe_") as logs:
+        child = _node_process(args, Path(logs)).start()
+        camera = _Camera(args)
         try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-    latencies = [answers[k][0] - sent[k] for k in answers if k in sent]
-    faces = [answers[k][1] for k in answers]
-    return {"offered_fps": args.rate, "seconds": args.seconds, "sent": len(sent), "answered": len(answers),
-            "answered_fps": round(len(answers) / args.seconds, 1), "dropped": len(sent) - len(answers),
-            "latency_ms": _ms(latencies) if latencies else None, "mean_faces": float(np.mean(faces)) if faces else 0,
-            "heatmaps_received": len(heatmaps),
-            "node_diagnostics": ({kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-                                 if diagnostics else None),
-            "node_params": args.param, "transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(default)")}
+            camera.wait_for(child)
+            camera.stream([bgr_to_image_msg(s.frame) for s in _scenes(args.faces, 10, args.width, args.height)],
+                          args.rate, args.seconds)
+        finally:
+            child.stop()
+            camera.close()
+    return camera.report(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""Per-stage latency in-process, with the node's own code: its image conversion, its pipeline, its message
-building and a real publisher (no subscriber needed). Grad-CAM is timed here inline; in the node it runs on
+"""Per-stage latency in-process, with the node's own code through its public steps (`to_frame`, `pipeline.process`,
+`publish_result`: what its worker thread runs per frame) and a real publisher (no subscriber needed). Grad-CAM is timed here inline; in the node it runs on
 its own thread at most `heatmap_rate_hz` times a second and never delays /emotion.
 """
 from __future__ import annotations
@@ -56,15 +56,13 @@ def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int,
     """Time each stage over `repeats` passes of the set's frames (after `warmup` untimed frames)."""
     import torch
 
-    from emotion_recognition_ros.ros.image_conversion import image_msg_to_bgr
-
     pipeline = node.pipeline
     cuda = pipeline.classifier.device.type == "cuda"
     if explain:
         pipeline.warmup_explainer()
     pipeline.reset()
     for k in range(warmup):
-        pipeline.process(image_msg_to_bgr(msgs[k % len(msgs)]), explain=explain)
+        pipeline.process(node.to_frame(msgs[k % len(msgs)]), explain=explain)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(pipeline.classifier.device)
@@ -74,13 +72,13 @@ def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int,
         pipeline.reset()  # a new scene per frame: the tracker would only carry stale boxes
         for msg in msgs:
             t0 = time.perf_counter()
-            frame = image_msg_to_bgr(msg)
+            frame = node.to_frame(msg)
             t1 = time.perf_counter()
             result = pipeline.process(frame, explain=explain)
             if cuda:
                 torch.cuda.synchronize()
             t2 = time.perf_counter()
-            node.emotion_pub.publish(node.to_message(msg.header, result))
+            node.publish_result(msg.header, result)
             t3 = time.perf_counter()
             times["decode"].append(t1 - t0)
             for stage in ("detect", "preprocess", "classify", "explain"):

@@ -8,6 +8,8 @@ from typing import Callable
 
 import pytest
 
+from emotion_recognition_ros.ros.transport import default_to_large_data
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CKPLUS = SHARED / "data" / "ckplus48"
@@ -22,7 +24,7 @@ def _isolated_domain_id() -> str:
 # Set before any test imports rclpy, so every node in this run (and every child process it starts,
 # which inherits the environment) lives in the same private domain.
 os.environ.setdefault("ROS_DOMAIN_ID", _isolated_domain_id())
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+default_to_large_data()  # camera-sized frames over Fast DDS (ros/transport.py)
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 

@@ -167,13 +167,10 @@ class EmotionNode(Node):
             self._log_once(f"pipeline: {type(exc).__name__}", f"frame failed: {type(exc).__name__}: {exc}", True)
 
     def _process(self, msg: Image | CompressedImage, received: float) -> None:
-        if isinstance(msg, CompressedImage):
-            frame = compressed_msg_to_bgr(msg, self.max_image_size)
-        else:
-            frame = image_msg_to_bgr(msg, self.max_image_size)
+        frame = self.to_frame(msg)
         with self._pipeline_lock:
             result = self.pipeline.process(frame)
-        self.emotion_pub.publish(self.to_message(msg.header, result))
+        self.publish_result(msg.header, result)
         self.stats.frame_done(time.monotonic() - received, len(result.faces), result.timings)
         if self.annotated_pub.get_subscription_count() > 0:
             annotated = draw_annotations(frame, result.faces, self.pipeline.class_names)
@@ -181,8 +178,18 @@ class EmotionNode(Node):
         if self.publish_heatmap and self.heatmap_rate_hz > 0 and self.heatmap_pub.get_subscription_count() > 0:
             self._heat_jobs.put((msg.header, frame, result))
 
+    def to_frame(self, msg: Image | CompressedImage):
+        """An input message as a uint8 BGR frame (ImageConversionError names what is wrong with it)."""
+        if isinstance(msg, CompressedImage):
+            return compressed_msg_to_bgr(msg, self.max_image_size)
+        return image_msg_to_bgr(msg, self.max_image_size)
+
     def to_message(self, header: Any, result: PipelineResult) -> EmotionArray:
         return emotion_array(header, result, self.pipeline.model_id, self.pipeline.class_names)
+
+    def publish_result(self, header: Any, result: PipelineResult) -> None:
+        """Publish one frame's EmotionArray (the benchmarks time this step on its own)."""
+        self.emotion_pub.publish(self.to_message(header, result))
 
     # ---------------------------------------------------------------- heatmaps (heatmap thread)
     def _publish_heatmap(self, job: tuple[Any, Any, PipelineResult]) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from .image_conversion import bgr_to_image_msg
+from .spin import spin_until_done
 from ..media.sources import Frame, FrameSource, SourceError, open_source, resize_frame
 
 GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
@@ -190,22 +190,7 @@ class ImageSourceNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
-    node = None
-    try:
-        node = ImageSourceNode()
-        while rclpy.ok() and not node.done:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (SourceError, ValueError, ParameterException) as exc:
-        print(f"image_source: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C or `ros2 launch` stopping us: finish cleanly (the bag gets its metadata)
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return spin_until_done("image_source", ImageSourceNode, (SourceError, ValueError, ParameterException))
 
 
 if __name__ == "__main__":

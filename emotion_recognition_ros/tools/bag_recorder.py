@@ -20,11 +20,11 @@ from pathlib import Path
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from ..ros.spin import spin_until_done
 from .bag_io import COMPRESSIONS, STORAGES, BagError, ThreadedBagWriter
 
 DEFAULT_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/emotion", "/emotion/heatmap",
@@ -198,21 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _interrupt)
     # We handle SIGINT ourselves (as KeyboardInterrupt), so the bag is closed while the context still works.
     rclpy.init(args=["bag_recorder", *ros_arguments(argv)], signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = BagRecorder()
-        while rclpy.ok() and not node.done:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (BagError, ValueError, ParameterException) as exc:
-        print(f"bag_recorder: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C or `ros2 launch` stopping us: finish cleanly (the bag gets its metadata)
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_done("bag_recorder", BagRecorder, (BagError, ValueError, ParameterException))
 
 
 if __name__ == "__main__":
