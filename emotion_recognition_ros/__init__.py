@@ -1,6 +1,6 @@
 """emotion_recognition_ros: facial-expression recognition with Grad-CAM explanations for ROS 2.
 
-The ROS-free core (detector, preprocessing, classifier, tracker, smoother, explainer, pipeline) lives in
-this package next to the thin ROS nodes; importing the core never imports rclpy.
+core/ is the ROS-free perception pipeline (importing it never imports rclpy), ros/ the thin nodes over it,
+tools/ the offline command-line tools, media/ frame sources; see README.md, "Repository layout".
 """
 __version__ = "0.1.0"
