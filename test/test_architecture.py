@@ -78,3 +78,16 @@ def test_running_the_core_loads_no_rclpy():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_documented_parameter_table_is_the_declared_one():
+    """docs/node.md lists exactly the parameters the node declares from its specs, in their order."""
+    import re
+
+    from emotion_recognition_ros.ros.params import EMOTION_NODE_PARAMETERS
+
+    text = (REPO / "docs" / "node.md").read_text()
+    table = text[text.index("| name | type | default | range | run time | meaning |"):]
+    table = table[: table.index("\n\n")]
+    documented = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
+    assert documented == list(EMOTION_NODE_PARAMETERS)

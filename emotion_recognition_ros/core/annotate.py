@@ -30,16 +30,16 @@ def draw_annotations(frame: np.ndarray, faces: Sequence, class_names: Sequence[s
     return out
 
 
-def overlay_heatmaps(frame: np.ndarray, faces: Sequence, cams: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay_heatmaps(frame: np.ndarray, faces: Sequence, heatmaps: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """A copy of the frame with each face's Grad-CAM map (JET colours) blended over its crop box."""
     out = frame.copy()
     fh, fw = out.shape[:2]
-    for face, cam in zip(faces, cams):
+    for face, heatmap in zip(faces, heatmaps):
         x, y, w, h = (int(round(v)) for v in face.crop_box)
         x0, y0, x1, y1 = max(0, x), max(0, y), min(fw, x + w), min(fh, y + h)
         if x1 <= x0 or y1 <= y0:
             continue
-        heat = cv2.applyColorMap(np.uint8(255 * np.clip(cam, 0, 1)), cv2.COLORMAP_JET)
+        heat = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)
         heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)[y0 - y:y1 - y, x0 - x:x1 - x]
         out[y0:y1, x0:x1] = cv2.addWeighted(out[y0:y1, x0:x1], 1 - alpha, heat, alpha, 0)
     return out

@@ -3,7 +3,7 @@
 The policy (see `PipelineConfig.detect_every_n`, `track_refine`, `detect_async`), kept apart from the pipeline's
 wiring. `DetectionScheduler.next(frame, tracks)` answers, for one frame, one of:
 - a list of detections (a full detection ran on this frame),
-- a dict track id -> detection (the tracked faces were re-measured near their old boxes),
+- a dict face id -> detection (the tracked faces were re-measured near their old boxes),
 - None (the tracked boxes are carried over unchanged).
 """
 from __future__ import annotations

@@ -93,7 +93,7 @@ class IouTracker:
         return self.confirmed()
 
     def refresh(self, detections: dict[int, Detection]) -> list[Track]:
-        """Re-measured boxes of known tracks (track id -> detection), e.g. from `FaceDetector.refine`: the
+        """Re-measured boxes of known tracks (face id -> detection), e.g. from `FaceDetector.refine`: the
         association is known, so nothing is matched by overlap and no track is created or dropped."""
         for track in self.tracks:
             track.age += 1
