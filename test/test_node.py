@@ -253,7 +253,9 @@ def test_diagnostics_reach_error_while_every_frame_fails_and_recover(faces):
     """Every frame rejected used to read 'no frames processed yet' at WARN, as if the camera were merely slow."""
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    rig = Rig()
+    # Topics of its own: the module's rig node must not receive (and count) these bad frames.
+    topics = {"image_topic": "/diagnostics_test/image", "emotion_topic": "/diagnostics_test/emotion"}
+    rig = Rig(topics, emotion_topic=topics["emotion_topic"], image_topic=topics["image_topic"])
     try:
         bad, _ = _bad_messages()["unknown encoding"]
         for _ in range(3):

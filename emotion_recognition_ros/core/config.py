@@ -16,6 +16,7 @@ class ParamSpec:
     bounds: tuple[float, float] | None = None  # inclusive range of a number
     choices: tuple[str, ...] | None = None  # the accepted strings (None: any, or checked by `check_values`)
     read_only: bool = False  # only at start-up (models, devices, threads are built once)
+    any_type: bool = False  # the value may come as any type (e.g. a camera index or a path)
 
 
 BACKENDS = ("auto", "torch", "onnxruntime")

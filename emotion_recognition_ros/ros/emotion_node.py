@@ -60,7 +60,7 @@ class EmotionNode(Node):
                  cli_args: list[str] | None = None):
         super().__init__(node_name, context=context, namespace=namespace, cli_args=cli_args,
                          parameter_overrides=params.as_overrides(parameter_overrides))
-        p = params.declare(self, PARAMETERS)
+        p = params.declare(self, PARAMETERS, params.RENAMED_PARAMETERS)
         if problem := params.check(p):
             raise ValueError(f"{self.get_name()}: {problem}")
         set_threads(p["threads"])

@@ -12,58 +12,46 @@ import sys
 from pathlib import Path
 
 import rclpy
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..core.config import ParamSpec
 from .image_conversion import bgr_to_image_msg
+from .params import declare
 from .spin import spin_until_done
 from ..media.sources import Frame, FrameSource, SourceError, open_source, resize_frame
 
 GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
 
 
-def _describe(text: str, *, floats: tuple[float, float] | None = None, ints: tuple[int, int] | None = None,
-              read_only: bool = False, dynamic_typing: bool = False) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=read_only, dynamic_typing=dynamic_typing)
-    if floats:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=floats[0], to_value=floats[1])]
-    if ints:
-        descriptor.integer_range = [IntegerRange(from_value=ints[0], to_value=ints[1], step=1)]
-    return descriptor
-
-
-# name -> (default, descriptor). Kept in one table so the launch-file test can check names against it.
-PARAMETERS = {
-    "source": ("synthetic", _describe(
-        "What to publish: a video file, an image folder or image file, a camera index or /dev/videoN, or "
-        "'synthetic' (CK+ scenes from ../shared/data when present, else scikit-image's astronaut), "
-        "'scenes' or 'astronaut'", read_only=True, dynamic_typing=True)),  # `source:=0` arrives as an int
-    "rate": (10.0, _describe("Frames per second to publish (0 = the video's own rate, else 10)",
-                             floats=(0.0, 240.0))),
-    "loop": (True, _describe("Start over at the end of a video or folder (synthetic sources never end)")),
-    "max_frames": (0, _describe("Stop after this many frames (0 = no limit)", ints=(0, 10_000_000))),
-    "frame_id": ("camera", _describe("header.frame_id of the images and camera info")),
-    "image_topic": ("/camera/image_raw", _describe("Topic for sensor_msgs/Image", read_only=True)),
-    "camera_info_topic": ("/camera/camera_info", _describe("Topic for sensor_msgs/CameraInfo", read_only=True)),
-    "encoding": ("bgr8", _describe("Image encoding: bgr8, rgb8 or mono8", read_only=True)),
-    "width": (0, _describe("Resize frames to this width (0 = keep; with height 0, keeps the aspect ratio)",
-                           ints=(0, 8192), read_only=True)),
-    "height": (0, _describe("Resize frames to this height (0 = keep)", ints=(0, 8192), read_only=True)),
-    "reliability": ("reliable", _describe("Publisher QoS reliability: reliable or best_effort", read_only=True)),
-    "qos_depth": (5, _describe("Publisher QoS history depth", ints=(1, 1000), read_only=True)),
-    "wait_for_subscribers": (0, _describe(
-        "Hold frames until this many subscriptions match the image topic (0 = start at once), so a "
-        "recording or a demo loses no first frames", ints=(0, 100))),
-    "seed": (0, _describe("Random seed of the synthetic scenes", ints=(0, 2**31 - 1), read_only=True)),
-    "faces_per_frame": (2, _describe("Faces per synthetic scene", ints=(1, 6), read_only=True)),
-    "hold_frames": (15, _describe("Frames each synthetic scene stays on screen", ints=(1, 100000),
-                                  read_only=True)),
-    "ground_truth_file": ("", _describe(
-        "Write the labelled faces of each published synthetic frame here (CSV: stamp_ns,x,y,w,h,label; "
-        "the format evaluate_bag --truth reads). Empty = don't", read_only=True)),
+# Kept in one table so the launch-file test can check names against it.
+PARAMETERS: dict[str, ParamSpec] = {
+    "source": ParamSpec("synthetic",
+                        "What to publish: a video file, an image folder or image file, a camera index or /dev/videoN, "
+                        "or 'synthetic' (CK+ scenes from ../shared/data when present, else scikit-image's "
+                        "astronaut), 'scenes' or 'astronaut'", read_only=True, any_type=True),  # `source:=0`: an int
+    "rate": ParamSpec(10.0, "Frames per second to publish (0 = the video's own rate, else 10)", (0.0, 240.0)),
+    "loop": ParamSpec(True, "Start over at the end of a video or folder (synthetic sources never end)"),
+    "max_frames": ParamSpec(0, "Stop after this many frames (0 = no limit)", (0, 10_000_000)),
+    "frame_id": ParamSpec("camera", "header.frame_id of the images and camera info"),
+    "image_topic": ParamSpec("/camera/image_raw", "Topic for sensor_msgs/Image", read_only=True),
+    "camera_info_topic": ParamSpec("/camera/camera_info", "Topic for sensor_msgs/CameraInfo", read_only=True),
+    "encoding": ParamSpec("bgr8", "Image encoding: bgr8, rgb8 or mono8", read_only=True),
+    "width": ParamSpec(0, "Resize frames to this width (0 = keep; with height 0, keeps the aspect ratio)",
+                       (0, 8192), read_only=True),
+    "height": ParamSpec(0, "Resize frames to this height (0 = keep)", (0, 8192), read_only=True),
+    "reliability": ParamSpec("reliable", "Publisher QoS reliability: reliable or best_effort", read_only=True),
+    "qos_depth": ParamSpec(5, "Publisher QoS history depth", (1, 1000), read_only=True),
+    "wait_for_subscribers": ParamSpec(0, "Hold frames until this many subscriptions match the image topic (0 = start "
+                                      "at once), so a recording or a demo loses no first frames", (0, 100)),
+    "seed": ParamSpec(0, "Random seed of the synthetic scenes", (0, 2**31 - 1), read_only=True),
+    "faces_per_frame": ParamSpec(2, "Faces per synthetic scene", (1, 6), read_only=True),
+    "hold_frames": ParamSpec(15, "Frames each synthetic scene stays on screen", (1, 100000), read_only=True),
+    "ground_truth_file": ParamSpec("", "Write the labelled faces of each published synthetic frame here (CSV: "
+                                   "stamp_ns,x,y,w,h,label; the format evaluate_bag --truth reads). Empty = don't",
+                                   read_only=True),
 }
 
 
@@ -91,9 +79,7 @@ class ImageSourceNode(Node):
         self._truth = None  # set before anything can fail, since rclpy destroys half-built nodes too
         self.source = source
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [], **kwargs)
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        p = declare(self, PARAMETERS)
         p["source"] = str(p["source"])
         if p["reliability"] not in ("reliable", "best_effort"):
             raise ValueError(f"parameter reliability must be 'reliable' or 'best_effort', got '{p['reliability']}'")

@@ -38,7 +38,8 @@ RENAMED_PARAMETERS = {"input_reliability": "reliability", "input_depth": "qos_de
 
 
 def descriptor(name: str, spec: ParamSpec) -> ParameterDescriptor:
-    desc = ParameterDescriptor(name=name, description=spec.description, read_only=spec.read_only)
+    desc = ParameterDescriptor(name=name, description=spec.description, read_only=spec.read_only,
+                               dynamic_typing=spec.any_type)
     if spec.bounds is not None and isinstance(spec.default, float):
         desc.floating_point_range = [FloatingPointRange(from_value=float(spec.bounds[0]),
                                                         to_value=float(spec.bounds[1]))]
@@ -52,19 +53,20 @@ def ros_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def declare(node: Node, specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
-    """Declare every parameter of `specs` on `node` (after refusing renamed ones); returns their values."""
-    refuse_renamed(node.get_name(), node._parameter_overrides)
+def declare(node: Node, specs: Mapping[str, ParamSpec], renamed: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Declare every parameter of `specs` on `node` (after refusing values given under a `renamed` old name,
+    old -> new); returns their values. Every node of the package declares its parameters this way."""
+    refuse_renamed(node.get_name(), node._parameter_overrides, renamed or {})
     for name, spec in specs.items():
         node.declare_parameter(name, ros_value(spec.default), descriptor(name, spec))
     return {name: node.get_parameter(name).value for name in specs}
 
 
-def refuse_renamed(node_name: str, given: Iterable[str]) -> None:
+def refuse_renamed(node_name: str, given: Iterable[str], renamed: Mapping[str, str]) -> None:
     """A value given under an old parameter name is an error naming the new one (rclpy would drop it silently)."""
-    old = sorted(set(given) & RENAMED_PARAMETERS.keys())
+    old = sorted(set(given) & renamed.keys())
     if old:
-        renames = ", ".join(f"'{o}' is now '{RENAMED_PARAMETERS[o]}'" for o in old)
+        renames = ", ".join(f"'{o}' is now '{renamed[o]}'" for o in old)
         raise ValueError(f"{node_name}: renamed parameter(s): {renames}")
 
 

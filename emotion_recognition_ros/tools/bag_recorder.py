@@ -18,35 +18,30 @@ from datetime import datetime
 from pathlib import Path
 
 import rclpy
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from ..core.config import ParamSpec
+from ..ros.params import declare
 from ..ros.spin import spin_until_done
 from .bag_io import COMPRESSIONS, STORAGES, BagError, ThreadedBagWriter
 
 DEFAULT_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/emotion", "/emotion/heatmap",
                   "/emotion/annotated", "/diagnostics"]
 
-PARAMETERS = {
-    "output": ("", ParameterDescriptor(
-        description="Bag folder to create (must not exist). Empty = rosbag2_YYYY_MM_DD-HH_MM_SS here",
-        read_only=True)),
-    "storage": ("mcap", ParameterDescriptor(description="Storage plugin: mcap or sqlite3", read_only=True)),
-    "compression": ("none", ParameterDescriptor(
-        description="Per-message compression: none or zstd (smaller bags, more CPU)", read_only=True)),
-    "topics": (DEFAULT_TOPICS, ParameterDescriptor(
-        description="Topics to record; each is subscribed when a publisher appears", read_only=True)),
-    "all_topics": (False, ParameterDescriptor(description="Record every topic that appears (ignores topics)",
-                                              read_only=True)),
-    "max_duration": (0.0, ParameterDescriptor(
-        description="Stop after this many seconds (0 = until Ctrl-C)",
-        floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e7)])),
-    "discovery_period": (0.5, ParameterDescriptor(
-        description="Seconds between looks for new publishers",
-        floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0)], read_only=True)),
+PARAMETERS: dict[str, ParamSpec] = {
+    "output": ParamSpec("", "Bag folder to create (must not exist). Empty = rosbag2_YYYY_MM_DD-HH_MM_SS here",
+                        read_only=True),
+    "storage": ParamSpec("mcap", "Storage plugin: mcap or sqlite3", read_only=True),
+    "compression": ParamSpec("none", "Per-message compression: none or zstd (smaller bags, more CPU)",
+                             read_only=True),
+    "topics": ParamSpec(DEFAULT_TOPICS, "Topics to record; each is subscribed when a publisher appears",
+                        read_only=True),
+    "all_topics": ParamSpec(False, "Record every topic that appears (ignores topics)", read_only=True),
+    "max_duration": ParamSpec(0.0, "Stop after this many seconds (0 = until Ctrl-C)", (0.0, 1e7)),
+    "discovery_period": ParamSpec(0.5, "Seconds between looks for new publishers", (0.05, 60.0), read_only=True),
 }
 
 
@@ -81,9 +76,7 @@ class BagRecorder(Node):
         self.writer = None  # before anything can fail: rclpy destroys half-built nodes too
         self.lock = threading.Lock()
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [], **kwargs)
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        p = declare(self, PARAMETERS)
         if p["storage"] not in STORAGES:
             raise ValueError(f"parameter storage must be one of {', '.join(STORAGES)}, got '{p['storage']}'")
         if p["compression"] not in COMPRESSIONS:
