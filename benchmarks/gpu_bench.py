@@ -72,13 +72,13 @@ def make_pipelines(device: str, variants: list[str]) -> tuple[torch.device, dict
     """(the classifier's device, variant name -> object with process(frame, explain) and reset())."""
     from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
     from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
-    from emotion_recognition_ros.pipeline import EmotionPipeline, PipelineConfig
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
     today = EmotionPipeline(PipelineConfig(device=device))
     classifier = today.classifier  # one model for all variants
     c = today.config
     torch_detector = TorchMtcnnDetector(min_face_size=c.min_face_size, thresholds=c.mtcnn_thresholds,
-                                        score_threshold=c.detection_threshold, scale=c.detect_scale,
+                                        detection_threshold=c.detection_threshold, scale=c.detect_scale,
                                         device=classifier.device)
     pipelines = {"today": today,
                  "torch_mtcnn": EmotionPipeline(PipelineConfig(device=device), classifier=classifier,
@@ -98,7 +98,7 @@ class DeviceFramePath:
         self.pipeline.reset()
 
     def process(self, frame: np.ndarray, explain: bool = False):
-        from emotion_recognition_ros.pipeline import FaceResult, PipelineResult
+        from emotion_recognition_ros.core.types import FaceResult, PipelineResult
 
         p = self.pipeline
         on_device = self.preprocessor.upload(frame)
@@ -106,7 +106,7 @@ class DeviceFramePath:
         boxes = [p.crop_box(d) for d in detections]
         result = PipelineResult(batch=self.preprocessor(on_device, boxes))
         probabilities = p.classifier.predict(result.batch)
-        result.faces = [FaceResult(track_id=i, detection=d, crop_box=b, roi=tuple(int(v) for v in b), crop=None,
+        result.faces = [FaceResult(face_id=i, detection=d, crop_box=b, roi=tuple(int(v) for v in b), crop=None,
                                    raw_scores=s, scores=s, track_age=1, fresh=True)
                         for i, (d, b, s) in enumerate(zip(detections, boxes, probabilities))]
         if explain:
@@ -135,7 +135,7 @@ def time_variant(process: Callable, reset: Callable, frames: list[np.ndarray], r
 def time_detectors(frames: list[np.ndarray], device: torch.device, timer: Timer, repeats: int) -> dict:
     from emotion_recognition_ros.core.detection.agreement import Agreement
     from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-    from emotion_recognition_ros.detectors import MtcnnDetector
+    from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 
     reference = MtcnnDetector(min_face_size=60)
     detectors = {"cv2_mtcnn_cpu": reference, f"torch_mtcnn_{device.type}": TorchMtcnnDetector(60, device=device)}
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import cv2
 
-    from emotion_recognition_ros.classifier import resolve_device
+    from emotion_recognition_ros.core.device import resolve_device
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)

@@ -1,7 +1,7 @@
 """Whole-frame preprocessing on the device (core/gpu_frame.py) against today's OpenCV path, on device='cpu'.
 
 Tolerance: the uint8 gray faces after both resizes (48 px INTER_AREA, then 96 px INTER_LINEAR) differ from
-Classifier.to_gray_batch(crop_face(...)) by at most 1 grey level on at most 1% of pixels, so the normalised batch
+preprocess.gray_batch(crop_face(...)) by at most 1 grey level on at most 1% of pixels, so the normalised batch
 by at most 2/255 (+1e-6); class probabilities within 0.01. Measured 2026-12-01 on CK+ scenes with detector boxes,
 boxes crossing the frame edges, 30 px and exactly-48 px boxes: 0.24-0.44% of pixels one level apart (OpenCV's
 SIMD rounding of INTER_AREA sums), probabilities within 0.0034.
@@ -17,7 +17,7 @@ import torch
 
 from conftest import CKPLUS, PHOTOS
 from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
-from emotion_recognition_ros.preprocess import crop_face, resize_like_training, to_gray
+from emotion_recognition_ros.core.preprocess import crop_face, gray_batch, resize_like_training, to_gray
 
 needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
                                 reason=f"CK+ faces / photos not found under {CKPLUS.parent} (../shared)")
@@ -27,7 +27,7 @@ EDGE_BOXES = [(-20.0, -15.0, 70.0, 70.0), (600.0, 440.0, 90.0, 90.0), (5.0, 7.0,
 
 @pytest.fixture(scope="module")
 def pipeline(faces):
-    from emotion_recognition_ros.pipeline import EmotionPipeline, PipelineConfig
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
     return EmotionPipeline(PipelineConfig(device="cpu"))
 
@@ -66,7 +66,7 @@ def test_batch_matches_the_opencv_path(pipeline, scenes):
         assert ours.shape == reference.shape and ours.dtype == reference.dtype
         assert ours.is_contiguous(memory_format=torch.channels_last)
         fractions.append(assert_close_to_opencv(gray_levels(ours, classifier.meta),
-                                                classifier.to_gray_batch(crops).astype(np.float64)))
+                                                gray_batch(crops, classifier.meta).astype(np.float64)))
         assert float((ours - reference).abs().max()) <= 2 / 255 + 1e-6
         assert float(np.abs(classifier.predict(ours) - classifier.predict(reference)).max()) <= 0.01
     print(f"pixels one grey level apart: {min(fractions):.4f}..{max(fractions):.4f}")
@@ -76,7 +76,7 @@ def test_batch_matches_the_opencv_path(pipeline, scenes):
 def test_gray_is_opencvs_on_a_photo():
     photo = cv2.imread(str(sorted(PHOTOS.glob("*.jpg"))[0]))
     height, width = photo.shape[:2]
-    from emotion_recognition_ros.model_io import ModelMetadata
+    from emotion_recognition_ros.core.model_io import ModelMetadata
 
     # source and input size equal to the crop size: no resize, so gray alone is compared, on the whole photo
     meta = ModelMetadata("any", ["a"], input_size=height, source_size=None)
@@ -98,7 +98,7 @@ def test_other_model_sizes_follow_resize_like_training(pipeline, scenes, input_s
 
 
 def test_no_faces_gives_an_empty_batch():
-    from emotion_recognition_ros.model_io import ModelMetadata
+    from emotion_recognition_ros.core.model_io import ModelMetadata
 
     meta = ModelMetadata("any", ["a", "b"])
     batch = FramePreprocessor(meta, "cpu")(np.zeros((48, 64, 3), np.uint8), [])
@@ -106,7 +106,7 @@ def test_no_faces_gives_an_empty_batch():
 
 
 def test_bad_frames_and_boxes_are_refused_like_crop_face():
-    from emotion_recognition_ros.model_io import ModelMetadata
+    from emotion_recognition_ros.core.model_io import ModelMetadata
 
     preprocessor = FramePreprocessor(ModelMetadata("any", ["a"]), "cpu")
     frame = np.zeros((100, 120, 3), np.uint8)

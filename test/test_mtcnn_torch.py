@@ -22,7 +22,7 @@ from conftest import CKPLUS, PHOTOS
 from emotion_recognition_ros.core.detection.agreement import Agreement
 from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, TorchMtcnnDetector, area_patches,
                                                              integral_image, pyramid_scales)
-from emotion_recognition_ros.detectors import MtcnnDetector
+from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 
 needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
                                 reason=f"CK+ faces / photos not found under {CKPLUS.parent} (../shared)")
@@ -114,7 +114,7 @@ def test_device_tensor_input_gives_the_same_faces(detectors, frames):
 def test_configure_follows_the_cv2_detector(detectors, frames):
     reference, ours = MtcnnDetector(min_face_size=60), TorchMtcnnDetector(min_face_size=60)
     for detector in (reference, ours):
-        detector.configure(min_face_size=150, score_threshold=0.95)
+        detector.configure(min_face_size=150, detection_threshold=0.95)
     for frame in frames[:6]:
         want, got = reference.detect(frame), ours.detect(frame)
         assert len(want) == len(got)

