@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hold", type=int, default=5,
                    help="over DDS each scene is shown this many frames in a row, like a camera watching people "
                         "(a new random scene every frame would only measure how fast tracking recovers; default 5)")
+    p.add_argument("--scenes-every-frame", action="store_true",
+                   help="a new scene (faces at new places) on every frame over DDS, like people walking in, camera "
+                        "cuts or fast pans: the case where tracking cannot skip the detector (same as --hold 1)")
     p.add_argument("--motion", type=float, default=4.0,
                    help="while a scene is held the camera pans this many pixels a frame (random direction per "
                         "scene), so trackers must follow the faces (default 4; 0 = identical frames)")
@@ -68,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder (default bench_output/)")
     p.add_argument("--ckplus", type=Path, default=None, help="CK+48 folder (default ../shared/data/ckplus48)")
     args = p.parse_args(argv)
+    if args.scenes_every_frame:
+        args.hold = 1
     q = args.quick
     args.sizes = [s.strip() for s in (args.sizes or ("640x480" if q else ",".join(SIZES))).split(",") if s.strip()]
     for s in args.sizes:

@@ -46,6 +46,13 @@ def inference_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read afterwards times it (CUDA runs asynchronously:
+    without this a stage's time would be its launch time and the next stage would pay for it). No-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def set_threads(n: int) -> None:
     """Pin torch's and OpenCV's intra-op threads. ONNX Runtime sessions take their count explicitly
     (PipelineConfig.threads), never copied from torch. Oversubscribed threads made detectors 10-30x

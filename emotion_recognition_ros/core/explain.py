@@ -5,6 +5,7 @@ wraps, and the node explains in a background thread while the main thread keeps 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Sequence
 
@@ -28,16 +29,37 @@ def last_conv_stage(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
+EXPLAIN_DTYPE = torch.float32  # see GradCamExplainer
+
+
+def _gradient_starts_here(_module: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor:
+    """Forward hook on the explained layer: its output becomes a leaf that needs a gradient. Grad-CAM needs only
+    d(class score)/d(this layer's activations), so backward stops here: no weight gradients, no gradients of the
+    layers below."""
+    return output.detach().requires_grad_(True)
+
+
 class GradCamExplainer:
+    """Grad-CAM on its own fp32 copy of the classifier (`EXPLAIN_DTYPE`), on the classifier's device.
+
+    fp32 even when the classifier runs in fp16 on CUDA: pytorch-grad-cam normalises and resizes the maps in
+    numpy/OpenCV, where fp16 underflows (its 1e-7 epsilon) and cv2.resize has no half support. The weights never
+    require gradients. On CUDA it runs on a stream of its own, so a heatmap does not queue behind, or in front of,
+    the classification of the next frame on the default stream.
+    """
+
     def __init__(self, model: nn.Module):
         from pytorch_grad_cam import GradCAM
 
-        # float32 even when the classifier runs in fp16 on CUDA: pytorch-grad-cam normalises and resizes the maps
-        # in numpy/OpenCV, where fp16 underflows (its 1e-7 epsilon) and cv2.resize has no half support.
-        self.model = copy.deepcopy(model).float().eval()
+        self.model = copy.deepcopy(model).to(EXPLAIN_DTYPE).eval()
         for p in self.model.parameters():
-            p.requires_grad_(True)
-        self.cam = GradCAM(model=self.model, target_layers=[last_conv_stage(self.model)])
+            p.requires_grad_(False)
+        target = last_conv_stage(self.model)
+        # registered before GradCAM's own hooks, so they see (and hook the gradient of) the leaf
+        target.register_forward_hook(_gradient_starts_here)
+        self.cam = GradCAM(model=self.model, target_layers=[target])
+        device = next(self.model.parameters()).device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def explain(self, batch: torch.Tensor, class_indices: Sequence[int]) -> np.ndarray:
         """(N, H, W) float32 maps in [0, 1] at the network input's resolution, one per face."""
@@ -46,6 +68,14 @@ class GradCamExplainer:
         if batch.shape[0] == 0:
             return np.empty((0, *batch.shape[-2:]), np.float32)
         targets = [ClassifierOutputTarget(int(c)) for c in class_indices]
-        with torch.enable_grad():
-            cams = self.cam(input_tensor=batch.detach().float(), targets=targets)
+        with self._own_stream(batch), torch.enable_grad():
+            cams = self.cam(input_tensor=batch.detach().to(EXPLAIN_DTYPE), targets=targets)
         return np.nan_to_num(cams.astype(np.float32, copy=False))
+
+    def _own_stream(self, batch: torch.Tensor) -> contextlib.AbstractContextManager:
+        """On CUDA: the explainer's stream, after the work that produced `batch` on the caller's stream."""
+        if self.stream is None or batch.device.type != "cuda":
+            return contextlib.nullcontext()
+        self.stream.wait_stream(torch.cuda.current_stream(batch.device))
+        batch.record_stream(self.stream)  # the caller's allocator must not reuse it while this stream reads it
+        return torch.cuda.stream(self.stream)

@@ -17,30 +17,41 @@ from .. import model_io
 from ..config import BACKENDS
 from ..device import resolve_device
 from ..preprocess import gray_batch, normalize
-from .onnx_runtime import OnnxRuntimeBackend, onnxruntime_available
+from .onnx_runtime import _ASK, OnnxRuntimeBackend, available_providers, onnxruntime_providers
 from .torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
 
 
-def resolve_backend(spec: str, device: torch.device) -> str:
-    """'auto' -> ONNX Runtime on the CPU when it is installed, else torch; torch on CUDA.
-    An explicit 'onnxruntime' that cannot run is an error rather than a silent fallback."""
+def resolve_backend(spec: str, device: torch.device, providers: Sequence[str] | None | object = _ASK) -> str:
+    """'auto' -> ONNX Runtime on the CPU when it is installed, else torch; torch on CUDA (fp16).
+    An explicit 'onnxruntime' that cannot run is an error rather than a silent fallback; on CUDA it runs with
+    ONNX Runtime's CUDA provider, or on the CPU when that provider is missing (`onnxruntime_providers`).
+    `providers`: ONNX Runtime's available providers (None: onnxruntime/onnx not installed; default: ask it)."""
     spec = (spec or "auto").strip().lower()
     if spec not in BACKENDS:
         raise ValueError(f"bad backend '{spec}' (use {', '.join(BACKENDS)})")
-    if spec == "torch":
-        return spec
-    if device.type != "cpu":
-        if spec == "onnxruntime":
-            raise ValueError("backend 'onnxruntime' runs on the CPU only (use device cpu, or backend torch/auto)")
+    if spec == "torch" or (spec == "auto" and device.type != "cpu"):
         return "torch"
-    if onnxruntime_available():
+    installed = (available_providers() if providers is _ASK else providers) is not None
+    if installed:
         return "onnxruntime"
     if spec == "onnxruntime":
         raise ValueError("backend 'onnxruntime' requested but onnxruntime/onnx are not installed "
                          "(pip install -r requirements.txt, or use backend torch)")
     return "torch"
+
+
+# Errors that mean "CUDA cannot run this here" (driver, unsupported GPU, memory, missing CUDA libraries of ONNX
+# Runtime): with device 'auto' the classifier then starts on the CPU. ONNX Runtime's own errors derive from
+# Exception only, so they are named as such.
+def cuda_start_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (RuntimeError, ValueError, OSError)
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+    except ImportError:
+        return errors
+    return errors + (ort_state.Fail, ort_state.RuntimeException, ort_state.EPFail)
 
 
 class Classifier:
@@ -69,7 +80,7 @@ class Classifier:
         try:
             self._use(model, device)
             self.warmup()  # a broken driver, unsupported GPU or full memory shows up here, at start-up
-        except RuntimeError as exc:
+        except cuda_start_errors() as exc:
             if not self._auto:
                 raise
             log.warning("CUDA failed (%s); falling back to the CPU", exc)
@@ -78,11 +89,14 @@ class Classifier:
                 self.warmup()
 
     def _use(self, model: torch.nn.Module, device: torch.device) -> None:
-        self._torch = TorchBackend(model, device, cpu_fallback=self._auto)
+        # The backend first: a configuration that cannot run must fail before the model is moved anywhere.
         self.backend = resolve_backend(self._backend_spec, device)
+        self._torch = TorchBackend(model, device, cpu_fallback=self._auto)
         self._run = self._torch
         if self.backend == "onnxruntime":
-            self._run = OnnxRuntimeBackend(self.model, self.meta.input_size, self.meta.in_chans, self._threads)
+            providers = onnxruntime_providers(device, available_providers())
+            self._run = OnnxRuntimeBackend(self.model, self.meta.input_size, self.meta.in_chans, self._threads,
+                                           providers)
 
     @property
     def model(self) -> torch.nn.Module:

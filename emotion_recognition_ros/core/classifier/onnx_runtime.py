@@ -13,10 +13,37 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import warnings
+from typing import Sequence
 
 import numpy as np
 import torch
+
+
+log = logging.getLogger(__name__)
+_ASK = object()  # resolve_backend's default: ask onnxruntime which providers it has
+
+
+def available_providers() -> list[str] | None:
+    """ONNX Runtime's execution providers in this install, or None when onnxruntime/onnx do not import."""
+    if not onnxruntime_available():
+        return None
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def onnxruntime_providers(device: torch.device, available: Sequence[str] | None) -> list:
+    """The providers for a session on `device`: CUDA's (on that GPU, CPU behind it) when the device is CUDA and
+    this onnxruntime has it; else the CPU's, logged when CUDA was asked for (the pip `onnxruntime` wheel has no
+    CUDA provider; `onnxruntime-gpu` does)."""
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" in (available or ()):
+            return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+        log.warning("backend 'onnxruntime' on %s: this onnxruntime has no CUDAExecutionProvider (providers: %s); "
+                    "the classifier's ONNX Runtime session runs on the CPU", device, ", ".join(available or ()))
+    return ["CPUExecutionProvider"]
 
 
 def onnxruntime_available() -> bool:
@@ -45,11 +72,12 @@ def export_onnx(model: torch.nn.Module, input_size: int, in_chans: int) -> bytes
 
 
 class OnnxRuntimeBackend:
-    """Callable: (N, C, S, S) batch -> (N, K) float32 logits, with ONNX Runtime on the CPU."""
+    """Callable: (N, C, S, S) batch -> (N, K) float32 logits, with ONNX Runtime (CPU, or CUDA's provider)."""
 
     name = "onnxruntime"
 
-    def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int):
+    def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int,
+                 providers: Sequence | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -59,13 +87,20 @@ class OnnxRuntimeBackend:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
-        self.session = ort.InferenceSession(export_onnx(model, input_size, in_chans), options,
-                                            providers=["CPUExecutionProvider"])
+        providers = list(providers or ["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(export_onnx(model, input_size, in_chans), options, providers=providers)
         self._input = self.session.get_inputs()[0].name
+        wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
+        if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in self.session.get_providers():
+            # onnxruntime skips a provider it cannot load (e.g. missing CUDA/cuDNN libraries) and says so only in
+            # its own log: say it here too
+            log.warning("ONNX Runtime could not start its CUDA provider; the classifier runs on the CPU")
 
     @property
     def threads(self) -> int:
         return self.session.get_session_options().intra_op_num_threads
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        return self.session.run(None, {self._input: np.ascontiguousarray(batch.numpy(), np.float32)})[0]
+        # the graph is fp32; a CUDA fp16 batch comes back to the host first (one copy of N x 96 x 96 values)
+        pixels = batch.detach().to("cpu", torch.float32).numpy()
+        return self.session.run(None, {self._input: np.ascontiguousarray(pixels)})[0]

@@ -31,15 +31,32 @@ class TorchBackend:
         # what tensor cores want on CUDA. Results equal the default layout's to ~1e-5.
         self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
 
-    @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         try:
-            logits = self.model(batch)
-        except torch.cuda.OutOfMemoryError as exc:
-            if not (self.cpu_fallback and self.device.type == "cuda"):
+            return self._forward(batch)
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            if not (self.cpu_fallback and self.device.type == "cuda" and is_cuda_out_of_memory(exc)):
                 raise
             log.warning("CUDA out of memory (%s); device 'auto' falls back to the CPU", exc)
-            self.place(self.model, torch.device("cpu"))
-            torch.cuda.empty_cache()
-            logits = self.model(batch.to("cpu", self.dtype).contiguous(memory_format=torch.channels_last))
-        return logits.float().cpu().numpy()
+        # Outside inference mode (the forward's): parameters moved inside it would become inference tensors,
+        # which Grad-CAM's copy of the model can no longer differentiate.
+        self.place(self.model, torch.device("cpu"))
+        torch.cuda.empty_cache()
+        return self._forward(batch.to("cpu", self.dtype).contiguous(memory_format=torch.channels_last))
+
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor) -> np.ndarray:
+        return self.model(batch).float().cpu().numpy()
+
+
+# What CUDA's allocators say when memory runs out: torch's own error, and cuBLAS/cuDNN failing to get workspace,
+# which reach Python as a plain RuntimeError.
+_OUT_OF_MEMORY_MARKS = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_NOT_ENOUGH_MEMORY",
+                        "CUDNN_STATUS_ALLOC_FAILED")
+
+
+def is_cuda_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA running out of memory, in any of the forms torch raises it."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(mark in str(exc) for mark in _OUT_OF_MEMORY_MARKS)

