@@ -27,7 +27,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from .bag_io import COMPRESSIONS, STORAGES, BagError, ThreadedBagWriter
 
-DEFAULT_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/emotion", "/emotion/heatmap",
+DEFAULT_TOPICS = ["/image_raw", "/camera_info", "/emotion", "/emotion/heatmap",
                   "/emotion/annotated", "/diagnostics"]
 
 PARAMETERS = {

@@ -247,7 +247,7 @@ def run(args) -> dict[str, Any]:
     source = open_source(args.source, width=args.width or 640, height=args.height or 480, seed=args.seed)
     synthetic = isinstance(source, SyntheticSource)
     rate = float(args.rate or source.fps or 10.0)
-    topics = {"camera": "/camera/image_raw", "info": "/camera/camera_info", "emotion": "/emotion",
+    topics = {"camera": "/image_raw", "info": "/camera_info", "emotion": "/emotion",
               "annotated": "/emotion/annotated", "heatmap": "/emotion/heatmap"}
     record = [topics["camera"], topics["info"], topics["emotion"], "/diagnostics"]
     if args.record_overlays:

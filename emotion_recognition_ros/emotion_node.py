@@ -67,11 +67,11 @@ PARAMETERS: dict[str, tuple[Any, str, tuple | None, bool]] = {
     "track_max_misses": (5, "detection rounds a track survives without a match", (0, 300), False),
     "publish_heatmap": (True, "publish Grad-CAM heatmaps (computed only while someone subscribes)", None, False),
     "heatmap_rate_hz": (2.0, "most Grad-CAM heatmaps per second (0 = never)", (0.0, 60.0), False),
-    "image_topic": ("/camera/image_raw", "sensor_msgs/Image input topic", None, True),
+    "image_topic": ("image_raw", "sensor_msgs/Image input topic (relative = in the node's namespace)", None, True),
     "compressed_topic": ("", "optional sensor_msgs/CompressedImage input topic (empty = off)", None, True),
-    "emotion_topic": ("/emotion", "emotion_msgs/EmotionArray output topic", None, True),
-    "heatmap_topic": ("/emotion/heatmap", "Grad-CAM overlay image topic", None, True),
-    "annotated_topic": ("/emotion/annotated", "annotated debug image topic", None, True),
+    "emotion_topic": ("emotion", "emotion_msgs/EmotionArray output topic", None, True),
+    "heatmap_topic": ("emotion/heatmap", "Grad-CAM overlay image topic", None, True),
+    "annotated_topic": ("emotion/annotated", "annotated debug image topic", None, True),
     "input_reliability": ("best_effort", "input QoS reliability: best_effort (accepts any camera) or reliable",
                           None, True),
     "input_depth": (5, "input QoS history depth (keep last); the node itself keeps only the newest frame",
@@ -145,7 +145,7 @@ class EmotionNode(Node):
         self.emotion_pub = self.create_publisher(EmotionArray, p["emotion_topic"], 10)
         self.heatmap_pub = self.create_publisher(Image, p["heatmap_topic"], 1)
         self.annotated_pub = self.create_publisher(Image, p["annotated_topic"], 1)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)  # relative: moves with the namespace
 
         self._slot_lock = threading.Condition()
         self._slot: tuple[Any, float] | None = None

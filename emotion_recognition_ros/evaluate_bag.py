@@ -23,7 +23,7 @@ from .bag_io import BagError, read_messages, stamp_ns, summarize
 from .tracker import match_boxes
 from .truth import TruthError, TruthRow, load_truth
 
-DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
+DEFAULT_IMAGE_TOPIC = "/image_raw"
 DEFAULT_EMOTION_TOPIC = "/emotion"
 
 

@@ -107,7 +107,7 @@ def probe_dds(args) -> dict:
     heatmaps: list[float] = []
     if args.heatmap:  # a subscriber makes the node compute Grad-CAM overlays
         node.create_subscription(Image, "/emotion/heatmap", lambda _m: heatmaps.append(time.monotonic()), 5)
-    pub = node.create_publisher(Image, "/camera/image_raw", QoSProfile(
+    pub = node.create_publisher(Image, "/image_raw", QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
     msgs = [bgr_to_image_msg(s.frame) for s in _scenes(args.faces, 10, args.width, args.height)]
     try:

@@ -9,9 +9,13 @@ from typing import Callable
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-CKPLUS = SHARED / "data" / "ckplus48"
-PHOTOS = SHARED / "data" / "photos"
+# Datasets: $EMOTION_DATA_DIR, else ../shared/data beside this checkout (not the working directory's).
+os.environ.setdefault("EMOTION_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+from emotion_recognition_ros.data_paths import dataset_path, missing_reason  # noqa: E402  (after the default)
+
+CKPLUS = dataset_path("ckplus48")
+PHOTOS = dataset_path("photos")
 
 
 def _isolated_domain_id() -> str:
@@ -76,6 +80,12 @@ def faces():
     return load_faces(CKPLUS)
 
 
+def require_dataset(name: str = "ckplus48") -> None:
+    """Skip the test, with one line naming the data, when dataset `name` is not there (a fresh clone)."""
+    reason = missing_reason(name)
+    if reason:
+        pytest.skip(reason)
+
+
 def require_shared_data() -> None:
-    if not CKPLUS.is_dir():
-        pytest.fail(f"test data not found at {CKPLUS} (../shared beside the checkout)")
+    require_dataset("ckplus48")
