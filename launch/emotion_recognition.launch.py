@@ -37,7 +37,7 @@ def given_overrides(context: LaunchContext) -> dict:
     """The node parameters of the override arguments that were given (non-empty)."""
     overrides = {}
     for argument, (parameter, kind) in OVERRIDES.items():
-        text = LaunchConfiguration(argument).perform(context).strip()
+        text = context.launch_configurations.get(argument, "").strip()
         if text:
             overrides[parameter] = _parameter_value(argument, text, kind)
     return overrides
