@@ -155,7 +155,7 @@ def stamp_ns(header: Any) -> int:
 
 
 # rclpy's major version -> the ROS 2 distribution it ships with (for the PyPI wheels, which set no ROS_DISTRO).
-RCLPY_DISTROS = {3: "humble", 7: "jazzy", 9: "kilted"}
+RCLPY_DISTROS = {7: "jazzy", 9: "kilted"}
 
 
 def ros_distro() -> str:

@@ -32,7 +32,7 @@ GLOBAL_TOPICS = {"/rosout", "/parameter_events"}
 def _launch_unavailable() -> str | None:
     if shutil.which("ros2") is None:
         return "no `ros2` command (no system ROS 2 sourced, and no ../shared/ros2-tools at make setup)"
-    for module in ("launch", "launch_ros", "ros2launch", "composition_interfaces"):
+    for module in ("launch", "launch_ros", "ros2launch", "composition_interfaces", "psutil"):
         if importlib.util.find_spec(module) is None:
             return f"ros2 launch unavailable: Python module {module} not installed (ros2-tools or a system ROS 2)"
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
