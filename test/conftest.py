@@ -67,16 +67,21 @@ def spin_until(executor, predicate: Callable[[], bool], timeout: float = 10.0) -
 
 
 @pytest.fixture(scope="session")
-def faces():
-    """The six-class CK+48 faces, with torch/OpenCV pinned to one thread (the machine has two cores)."""
+def single_threaded() -> None:
+    """torch/OpenCV pinned to one thread (the machine has two cores, shared)."""
     import cv2
     import torch
 
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+@pytest.fixture(scope="session")
+def faces(single_threaded):
+    """The six-class CK+48 faces (skips the test without the dataset)."""
     from emotion_recognition_ros.scenes import load_faces
 
     require_shared_data()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
     return load_faces(CKPLUS)
 
 

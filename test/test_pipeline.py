@@ -19,7 +19,7 @@ from emotion_recognition_ros.pipeline import EmotionPipeline, PipelineConfig
 
 
 @pytest.fixture(scope="module")
-def classifier(faces):
+def classifier(single_threaded):
     from emotion_recognition_ros.classifier import Classifier
 
     return Classifier(None, "cpu")  # the shipped default model
