@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=$ROOT/.venv
 PYTHON=${PYTHON:-python3}
-ROS_WHEELS=${ROS_WHEELS:-kilted}
+# Unset: the distribution this venv was built with (so a later plain `make test` keeps it), else Kilted.
+ROS_WHEELS=${ROS_WHEELS:-$(cat "$VENV/.ros-wheels" 2>/dev/null || echo kilted)}
 ROS2_TOOLS=$ROOT/../shared/ros2-tools
 
 trap 'printf "\n[setup] ERROR: step failed at line %s: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
