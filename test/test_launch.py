@@ -272,15 +272,15 @@ def test_demo_in_a_namespace_records_and_stops_cleanly(launches, executor, graph
     nodes = {n for n in graph.get_node_names_and_namespaces() if n[0] in ("emotion_node", "image_source",
                                                                          "bag_recorder")}
     assert {ns for _, ns in nodes} == {"/robot1"} and len(nodes) == 3, nodes
-    for name, namespace in nodes:
-        moved = node_topics(graph, name, namespace) - GLOBAL_TOPICS
-        assert moved and all(t.startswith("/robot1/") for t in moved), (name, sorted(moved))
     if rviz_args:
         assert "rviz2 is not installed" in launch.log()
     # The recorder subscribes to each topic once it sees a publisher; then let a few more answers go by.
     recorded = {"/robot1/image_raw", "/robot1/camera_info", "/robot1/emotion", "/robot1/diagnostics"}
     assert spin_until(executor, lambda: recorded <= {t for t, _ in graph.get_subscriber_names_and_types_by_node(
         "bag_recorder", "/robot1")}, 30), f"bag_recorder did not subscribe to {sorted(recorded)}"
+    for name, namespace in nodes:
+        moved = node_topics(graph, name, namespace) - GLOBAL_TOPICS
+        assert moved and all(t.startswith("/robot1/") for t in moved), (name, sorted(moved))
     seen = len(answers)
     assert spin_until(executor, lambda: len(answers) >= seen + 3, 30), "the demo stopped answering"
     launch.remember_children()
