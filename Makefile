@@ -1,9 +1,11 @@
 # The two commands a new user needs: `make demo` and `make test`. Both set up the environment first.
+# ROS_WHEELS=jazzy make setup: the PyPI ROS 2 Jazzy wheels instead of Kilted (after `make clean`).
 SHELL := /bin/bash
 RUN := scripts/run
 STAMP := .venv/.setup-stamp
-SETUP_INPUTS := requirements.txt requirements-ros.txt setup.py package.xml scripts/setup.sh \
-	$(wildcard emotion_msgs/msg/*.msg) emotion_msgs/CMakeLists.txt emotion_msgs/package.xml
+SETUP_INPUTS := requirements.txt requirements-ros.txt requirements-ros-jazzy.txt setup.py package.xml scripts/setup.sh \
+	$(wildcard emotion_msgs/msg/*.msg) emotion_msgs/CMakeLists.txt emotion_msgs/package.xml \
+	$(wildcard ../shared/ros2-tools/install.sh)
 DEMO_ARGS ?=
 TEST_ARGS ?=
 

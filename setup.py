@@ -15,6 +15,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/models", sorted(glob(f"{PACKAGE}/models/*.safetensors") + glob(f"{PACKAGE}/models/*.json")
+                                           + glob(f"{PACKAGE}/models/*.md"))),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

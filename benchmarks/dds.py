@@ -61,7 +61,7 @@ class NodeSpec:
     name: str  # "ours" / "peer"
     argv: list[str]
     env: dict[str, str] | None = None
-    image_topic: str = "/camera/image_raw"
+    image_topic: str = "/image_raw"
     result_topic: str = "/emotion"
 
 
@@ -130,7 +130,7 @@ def make_image_messages(frames: Sequence[np.ndarray], frame_id: str = "camera") 
 class Driver:
     """The benchmark's own rclpy node: frames out, answers in."""
 
-    def __init__(self, image_topic: str = "/camera/image_raw", result_topic: str = "/emotion",
+    def __init__(self, image_topic: str = "/image_raw", result_topic: str = "/emotion",
                  name: str = "bench_driver", heatmap_topic: str | None = None):
         import rclpy
         from rclpy.context import Context

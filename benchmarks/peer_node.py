@@ -110,7 +110,7 @@ def image_to_bgr(msg: Image) -> np.ndarray:
 class FerNode(Node):
     def __init__(self):
         super().__init__("fer_emotion_node")
-        self.declare_parameter("image_topic", "/camera/image_raw")
+        self.declare_parameter("image_topic", "/image_raw")
         self.declare_parameter("output_topic", "/emotion")
         self.declare_parameter("min_face_size", 50)
         self.pipeline = FerPipeline(min_face_size=self.get_parameter("min_face_size").value)

@@ -102,7 +102,7 @@ class _Camera:
         if args.heatmap:  # a subscriber makes the node compute Grad-CAM overlays
             self.node.create_subscription(Image, "/emotion/heatmap", lambda _m: self.heatmaps.append(time.monotonic()),
                                           5)
-        self.pub = self.node.create_publisher(Image, "/camera/image_raw", QoSProfile(
+        self.pub = self.node.create_publisher(Image, "/image_raw", QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
 
     def _on_result(self, msg) -> None:

@@ -1,22 +1,64 @@
-"""The demo with system ROS 2: image source + emotion node + RViz (annotated image and heatmap).
+"""The demo: an image source and the emotion node, headless unless RViz is asked for.
 
-    ros2 launch emotion_recognition_ros demo.launch.py                       # embedded synthetic scenes
-    ros2 launch emotion_recognition_ros demo.launch.py source:=/path/to/video.mp4
-    ros2 launch emotion_recognition_ros demo.launch.py source:=0 record:=true   # webcam, and ros2 bag record
+    ros2 launch emotion_recognition_ros demo.launch.py                       # synthetic scenes, no RViz
+    ros2 launch emotion_recognition_ros demo.launch.py rviz:=true            # + RViz (when rviz2 is installed)
+    ros2 launch emotion_recognition_ros demo.launch.py source:=/path/to/video.mp4 namespace:=robot1
+    ros2 launch emotion_recognition_ros demo.launch.py source:=0 record:=true bag:=session_bag   # webcam + bag
 
-With record:=true, `ros2 bag record` writes the camera, /emotion and /diagnostics to bag:=PATH
-(evaluate it with `evaluate_bag PATH`).
+The camera publishes image_raw and camera_info, the node emotion, emotion/heatmap, emotion/annotated and
+diagnostics, all relative to namespace (default: the root; namespace:=robot1 gives /robot1/image_raw, ...). record:=true writes the
+camera, emotion and diagnostics topics to bag:=PATH with `ros2 bag record` when rosbag2 is installed, else
+with this package's bag_recorder (same rosbag2 format; evaluate it with `evaluate_bag PATH`). rviz:=true
+without rviz2 installed logs that and runs on without it.
 """
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, SetEnvironmentVariable
+import importlib.util
+
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from launch import LaunchContext, LaunchDescription
+from launch.actions import (DeclareLaunchArgument, ExecuteProcess, GroupAction, IncludeLaunchDescription, LogInfo,
+                            OpaqueFunction, SetEnvironmentVariable)
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "emotion_recognition_ros"
+RECORDED_TOPICS = ("image_raw", "camera_info", "emotion", "diagnostics")
+
+
+def is_installed(package: str) -> bool:
+    try:
+        get_package_share_directory(package)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def absolute(namespace: str, topic: str) -> str:
+    return "/" + "/".join(part for part in (namespace.strip("/"), topic) if part)
+
+
+def _rviz(context: LaunchContext) -> list:
+    if not is_installed("rviz2"):
+        return [LogInfo(msg="rviz:=true, but rviz2 is not installed (apt-get install ros-$ROS_DISTRO-rviz2): "
+                            "running without RViz")]
+    config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "emotion_demo.rviz"])
+    return [Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", config])]
+
+
+def _recorder(context: LaunchContext) -> list:
+    """`ros2 bag record` when rosbag2 is there, else bag_recorder; the topics made absolute in the namespace."""
+    topics = [absolute(context.launch_configurations.get("ros_namespace", "/"), t) for t in RECORDED_TOPICS]
+    bag = LaunchConfiguration("bag").perform(context)
+    if importlib.util.find_spec("ros2bag") is not None:
+        return [ExecuteProcess(cmd=["ros2", "bag", "record", "-o", bag, *topics], output="screen")]
+    return [
+        LogInfo(msg="record:=true: rosbag2 (ros2 bag) is not installed, recording with bag_recorder instead"),
+        Node(package=PACKAGE, executable="bag_recorder", name="bag_recorder", output="screen",
+             parameters=[{"output": bag, "topics": topics}]),
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -25,11 +67,16 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("source", default_value="synthetic",
                               description="synthetic | astronaut | scenes | VIDEO | IMAGE_FOLDER | camera index"),
         DeclareLaunchArgument("rate", default_value="10.0", description="frames per second to publish"),
-        DeclareLaunchArgument("model", default_value="", description="classifier file; empty = the shipped model"),
-        DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
-        DeclareLaunchArgument("heatmaps", default_value="true", description="publish Grad-CAM heatmaps"),
-        DeclareLaunchArgument("rviz", default_value="true", description="start RViz with config/emotion_demo.rviz"),
-        DeclareLaunchArgument("record", default_value="false", description="run `ros2 bag record` as well"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "emotion_node.yaml"]),
+                              description="YAML file with the emotion node's parameters"),
+        DeclareLaunchArgument("model", default_value="", description="classifier file; empty = from params_file"),
+        DeclareLaunchArgument("device", default_value="", description="auto | cpu | cuda | cuda:N; empty = from params_file"),
+        DeclareLaunchArgument("heatmaps", default_value="", description="true | false; empty = from params_file"),
+        DeclareLaunchArgument("rviz", default_value="false",
+                              description="start RViz with config/emotion_demo.rviz (skipped if rviz2 is not installed)"),
+        DeclareLaunchArgument("record", default_value="false",
+                              description="record camera, emotion and diagnostics (ros2 bag, else bag_recorder)"),
         DeclareLaunchArgument("bag", default_value="emotion_demo_bag", description="bag folder for record:=true"),
         DeclareLaunchArgument("fastdds_transports",
                               default_value=EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA"),
@@ -52,31 +99,23 @@ def generate_launch_description() -> LaunchDescription:
     emotion = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "emotion_recognition.launch.py"])),
         launch_arguments={
-            "camera_topic": "/camera/image_raw",
+            "namespace": "",  # already pushed by the group below
+            "camera_topic": "image_raw",  # what image_source publishes, whatever params_file says
+            "params_file": LaunchConfiguration("params_file"),
             "model": LaunchConfiguration("model"),
             "device": LaunchConfiguration("device"),
             "heatmaps": LaunchConfiguration("heatmaps"),
             "fastdds_transports": LaunchConfiguration("fastdds_transports"),
         }.items(),
     )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="rviz2",
-        arguments=["-d", PathJoinSubstitution([share, "config", "emotion_demo.rviz"])],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-    )
-    record = ExecuteProcess(
-        cmd=["ros2", "bag", "record", "-o", LaunchConfiguration("bag"),
-             "/camera/image_raw", "/camera/camera_info", "/emotion", "/diagnostics"],
-        output="screen",
-        condition=IfCondition(LaunchConfiguration("record")),
-    )
     return LaunchDescription([
         *arguments,
         SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", LaunchConfiguration("fastdds_transports")),
-        camera,
-        emotion,
-        rviz,
-        record,
+        GroupAction([
+            PushRosNamespace(LaunchConfiguration("namespace")),
+            camera,
+            emotion,
+            OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz"))),
+            OpaqueFunction(function=_recorder, condition=IfCondition(LaunchConfiguration("record"))),
+        ]),
     ])

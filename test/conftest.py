@@ -8,12 +8,15 @@ from typing import Callable
 
 import pytest
 
-from emotion_recognition_ros.ros.transport import default_to_large_data
-
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-CKPLUS = SHARED / "data" / "ckplus48"
-PHOTOS = SHARED / "data" / "photos"
+# Datasets: $EMOTION_DATA_DIR, else ../shared/data beside this checkout (not the working directory's).
+os.environ.setdefault("EMOTION_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+from emotion_recognition_ros.core.data_paths import dataset_path, missing_reason  # noqa: E402  (after the default)
+from emotion_recognition_ros.ros.transport import default_to_large_data  # noqa: E402
+
+CKPLUS = dataset_path("ckplus48")
+PHOTOS = dataset_path("photos")
 
 
 def _isolated_domain_id() -> str:
@@ -65,19 +68,30 @@ def spin_until(executor, predicate: Callable[[], bool], timeout: float = 10.0) -
 
 
 @pytest.fixture(scope="session")
-def faces():
-    """The six-class CK+48 faces, with torch/OpenCV pinned to one thread (the machine has two cores)."""
+def single_threaded() -> None:
+    """torch/OpenCV pinned to one thread (the machine has two cores, shared)."""
     import cv2
     import torch
 
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+@pytest.fixture(scope="session")
+def faces(single_threaded):
+    """The six-class CK+48 faces (skips the test without the dataset)."""
     from emotion_recognition_ros.media.scenes import load_faces
 
     require_shared_data()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
     return load_faces(CKPLUS)
 
 
+def require_dataset(name: str = "ckplus48") -> None:
+    """Skip the test, with one line naming the data, when dataset `name` is not there (a fresh clone)."""
+    reason = missing_reason(name)
+    if reason:
+        pytest.skip(reason)
+
+
 def require_shared_data() -> None:
-    if not CKPLUS.is_dir():
-        pytest.fail(f"test data not found at {CKPLUS} (../shared beside the checkout)")
+    require_dataset("ckplus48")

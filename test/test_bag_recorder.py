@@ -21,7 +21,7 @@ def test_records_images_and_emotions_with_definitions(ros_context, executor, tmp
     bag = tmp_path / "session"
     recorder = BagRecorder(context=ros_context, parameter_overrides=[
         Parameter("output", value=str(bag)), Parameter("storage", value=storage),
-        Parameter("topics", value=["/camera/image_raw", "/emotion", "/unused"]),
+        Parameter("topics", value=["/image_raw", "/emotion", "/unused"]),
         Parameter("discovery_period", value=0.1)])
     source = ImageSourceNode(context=ros_context, parameter_overrides=[
         Parameter("source", value="astronaut"), Parameter("rate", value=20.0), Parameter("max_frames", value=10),
@@ -36,19 +36,19 @@ def test_records_images_and_emotions_with_definitions(ros_context, executor, tmp
                           scores=[0.8, 0.2])
         publisher.publish(EmotionArray(header=image.header, emotions=[emotion], model_id="m@1"))
 
-    responder.create_subscription(Image, "/camera/image_raw", answer, qos_profile_sensor_data)
+    responder.create_subscription(Image, "/image_raw", answer, qos_profile_sensor_data)
     for node in (recorder, source, responder):
         executor.add_node(node)
     # The camera waits for two subscribers (responder + recorder), so no frame is published unseen.
     assert spin_until(executor, lambda: source.done and recorder.counts.get("/emotion", 0) >= 10, timeout=20)
     assert recorder.close() == bag
-    assert recorder.counts["/camera/image_raw"] == 10
-    assert "/camera/camera_info" not in recorder.counts  # not asked for
+    assert recorder.counts["/image_raw"] == 10
+    assert "/camera_info" not in recorder.counts  # not asked for
 
     # No default typestore: everything must come from the definitions stored in the bag.
     with AnyReader([bag]) as reader:
         topics = {c.topic: c for c in reader.connections}
-        assert set(topics) == {"/camera/image_raw", "/emotion"}
+        assert set(topics) == {"/image_raw", "/emotion"}
         assert topics["/emotion"].msgtype == "emotion_msgs/msg/EmotionArray"
         assert "Emotion[] emotions" in topics["/emotion"].msgdef.data
         assert "MSG: emotion_msgs/Emotion" in topics["/emotion"].msgdef.data
@@ -57,7 +57,7 @@ def test_records_images_and_emotions_with_definitions(ros_context, executor, tmp
             msg = reader.deserialize(raw, connection.msgtype)
             stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
             assert recv_ns >= stamp  # stamped on receipt, after the camera stamped the frame
-            if connection.topic == "/camera/image_raw":
+            if connection.topic == "/image_raw":
                 frames[stamp] = (msg.width, msg.height, msg.encoding)
             else:
                 results.append((stamp, msg.emotions[0].label, msg.emotions[0].face_id, msg.model_id))
@@ -82,11 +82,11 @@ def test_zstd_bag_reads_back(ros_context, executor, tmp_path):
         Parameter("wait_for_subscribers", value=1)])
     executor.add_node(recorder)
     executor.add_node(source)
-    assert spin_until(executor, lambda: recorder.counts.get("/camera/image_raw", 0) == 5, timeout=20)
+    assert spin_until(executor, lambda: recorder.counts.get("/image_raw", 0) == 5, timeout=20)
     recorder.close()
     summary = summarize(bag)
-    assert summary.topics["/camera/image_raw"] == ("sensor_msgs/msg/Image", 5) and summary.has_definitions
-    images = [m.msg for m in read_messages(bag, ["/camera/image_raw"])]
+    assert summary.topics["/image_raw"] == ("sensor_msgs/msg/Image", 5) and summary.has_definitions
+    images = [m.msg for m in read_messages(bag, ["/image_raw"])]
     assert len(images) == 5 and images[0].width == 640 and len(images[0].data) == 640 * 480 * 3
     raw_size = 5 * 640 * 480 * 3
     assert sum(p.stat().st_size for p in bag.iterdir()) < raw_size  # compression did something
@@ -120,7 +120,7 @@ def test_cli_process_finishes_the_bag_on_ctrl_c(ros_context, executor, tmp_path)
 
     bag = tmp_path / "cli_bag"
     proc = subprocess.Popen([sys.executable, "-m", "emotion_recognition_ros.tools.bag_recorder", "-o", str(bag),
-                             "-s", "sqlite3", "/camera/image_raw"], stderr=subprocess.PIPE, text=True)
+                             "-s", "sqlite3", "/image_raw"], stderr=subprocess.PIPE, text=True)
     try:
         source = ImageSourceNode(context=ros_context, parameter_overrides=[
             Parameter("source", value="astronaut"), Parameter("rate", value=20.0), Parameter("max_frames", value=6),
@@ -135,4 +135,4 @@ def test_cli_process_finishes_the_bag_on_ctrl_c(ros_context, executor, tmp_path)
             proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "closed" in err
-    assert summarize(bag).topics == {"/camera/image_raw": ("sensor_msgs/msg/Image", 6)}
+    assert summarize(bag).topics == {"/image_raw": ("sensor_msgs/msg/Image", 6)}

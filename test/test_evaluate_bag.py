@@ -23,7 +23,7 @@ LATENCY_NS = 40_000_000
 
 def write_labelled_bag(path: Path, storage: str, n_frames: int = 12, drop: set[int] = frozenset(),
                        wrong: set[int] = frozenset(), emotion_stamp_offset_ns: int = 0,
-                       topics: tuple[str, ...] = ("/camera/image_raw", "/emotion")) -> list[dict]:
+                       topics: tuple[str, ...] = ("/image_raw", "/emotion")) -> list[dict]:
     """Frames of two CK+ faces each at 10 fps; an EmotionArray 40 ms after each frame except `drop`.
 
     Faces in frames listed in `wrong` get the next class's label. Returns the ground truth rows."""
@@ -150,7 +150,7 @@ def test_bag_without_the_topics(tmp_path, capsys):
     write_labelled_bag(bag, "mcap", n_frames=2, topics=("/other/image", "/emotion"))
     code, err = _run(capsys, [bag])
     assert code == 2 and len(err.splitlines()) == 1
-    assert "no image topic /camera/image_raw" in err and "/other/image" in err
+    assert "no image topic /image_raw" in err and "/other/image" in err
     code, err = _run(capsys, [bag, "--image-topic", "/other/image", "--emotion-topic", "/nope"])
     assert code == 2 and "no emotion topic /nope" in err
 

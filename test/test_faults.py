@@ -32,7 +32,7 @@ def test_camera_stops_and_restarts(rig, faces):
     assert rig.node.stats.processed == processed
 
     # It comes back (a new publisher, as a restarted driver would create): the node serves it at once.
-    rig.pub = rig.peer.create_publisher(Image, "/camera/image_raw", 10)
+    rig.pub = rig.peer.create_publisher(Image, "/image_raw", 10)
     assert rig.spin(lambda: rig.pub.get_subscription_count() > 0, 10)
     result = rig.send(rig.image(scene.frame))
     assert len(result.emotions) == 1 and result.header.stamp.sec == rig.stamp

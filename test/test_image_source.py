@@ -111,8 +111,8 @@ def test_node_publishes_stamped_frames_and_camera_info(ros_context, executor, tm
         Parameter("wait_for_subscribers", value=1), Parameter("ground_truth_file", value=str(truth_file))])
     listener = Node("listener", context=ros_context)
     images, infos = [], []
-    listener.create_subscription(Image, "/camera/image_raw", images.append, qos_profile_sensor_data)
-    listener.create_subscription(CameraInfo, "/camera/camera_info", infos.append, qos_profile_sensor_data)
+    listener.create_subscription(Image, "/image_raw", images.append, qos_profile_sensor_data)
+    listener.create_subscription(CameraInfo, "/camera_info", infos.append, qos_profile_sensor_data)
     executor.add_node(source)
     executor.add_node(listener)
     assert spin_until(executor, lambda: source.done and len(images) == 8 and len(infos) == 8, timeout=20)
@@ -144,7 +144,7 @@ def test_node_plays_a_video_once_without_loop(ros_context, executor, tmp_path):
         Parameter("wait_for_subscribers", value=1)])
     listener = Node("listener", context=ros_context)
     images = []
-    listener.create_subscription(Image, "/camera/image_raw", images.append, 10)  # reliable, like the source
+    listener.create_subscription(Image, "/image_raw", images.append, 10)  # reliable, like the source
     executor.add_node(source)
     executor.add_node(listener)
     assert spin_until(executor, lambda: source.done, timeout=10)

@@ -1,9 +1,10 @@
 """Launch files and params files refer only to things that exist.
 
-`launch`/`launch_ros` cannot be installed here, so the launch files are read with `ast` rather than run:
-every executable they start must be a console script of setup.py, every parameter they set and every key
-of a params file must be declared by that node (checked on the real node, instantiated in-process), every
-config file must exist, and every LaunchConfiguration must be declared.
+Read with `ast`, so these checks run even where `launch`/`launch_ros` are not installed (test_launch.py
+starts the files for real where they are): every executable they start must be a console script of
+setup.py, every parameter they set and every key of a params file must be declared by that node (checked
+on the real node, instantiated in-process), every config file must exist, and every LaunchConfiguration
+must be declared.
 """
 from __future__ import annotations
 

@@ -17,14 +17,14 @@ from emotion_recognition_ros.core.preprocess import crop_face, faces_to_batch
 from emotion_recognition_ros.media.scenes import make_scene
 from emotion_recognition_ros.core.tracking.tracker import iou
 
-COMPRESSED = "/camera/image_raw/compressed"
+COMPRESSED = "/image_raw/compressed"
 
 
 class Rig:
     """A context with the emotion node and a peer that publishes frames and collects the outputs."""
 
     def __init__(self, overrides: dict | None = None, cli_args: list[str] | None = None, emotion_topic="/emotion",
-                 image_topic="/camera/image_raw"):
+                 image_topic="/image_raw"):
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PHOTOS
+from conftest import PHOTOS, require_dataset
 from emotion_recognition_ros.core import model_io
 from emotion_recognition_ros.core.detection import BoxAdjust, Detection, available_detectors, create_detector
 from emotion_recognition_ros.core.preprocess import faces_to_batch
@@ -19,7 +19,7 @@ from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfi
 
 
 @pytest.fixture(scope="module")
-def classifier(faces):
+def classifier(single_threaded):
     from emotion_recognition_ros.core.classifier import Classifier
 
     return Classifier(None, "cpu")  # the shipped default model
@@ -52,6 +52,8 @@ def test_one_face_gives_one_result_on_the_face(faces, classifier):
 
 @pytest.mark.parametrize("photo", ["face_disgust_closeup.jpg", "face_crying_hand.jpg"])
 def test_real_photos_give_one_face_with_landmarks_inside_its_roi(classifier, photo):
+    require_dataset("photos")
+    require_dataset("photos")
     image = cv2.imread(str(PHOTOS / photo))
     assert image is not None, f"missing test photo {PHOTOS / photo}"
     result = make_pipeline(classifier).process(image)

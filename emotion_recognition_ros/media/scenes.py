@@ -13,10 +13,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..core.data_paths import dataset_path
 from ..core.model_io import DEFAULT_CLASSES
 
 SUBJECT_RE = re.compile(r"^(S\d+)_")
-DEFAULT_CKPLUS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ckplus48"
+DEFAULT_CKPLUS = dataset_path("ckplus48")  # $EMOTION_DATA_DIR/ckplus48, else ../shared/data/ckplus48
 
 
 @dataclass

@@ -87,7 +87,7 @@ class EmotionNode(Node):
         self.emotion_pub = self.create_publisher(EmotionArray, p["emotion_topic"], 10)
         self.heatmap_pub = self.create_publisher(Image, p["heatmap_topic"], 1)
         self.annotated_pub = self.create_publisher(Image, p["annotated_topic"], 1)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)  # relative: moves with the namespace
 
     def _start_workers(self) -> None:
         self._frames = LatestSlot()  # (message, receive time)

@@ -19,12 +19,13 @@ TOPIC_PARAMETERS = ("image_topic", "emotion_topic", "heatmap_topic", "annotated_
 NODE_PARAMETERS: dict[str, ParamSpec] = {
     "publish_heatmap": ParamSpec(True, "publish Grad-CAM heatmaps (computed only while someone subscribes)"),
     "heatmap_rate_hz": ParamSpec(2.0, "most Grad-CAM heatmaps per second (0 = never)", (0.0, 60.0)),
-    "image_topic": ParamSpec("/camera/image_raw", "sensor_msgs/Image input topic", read_only=True),
+    "image_topic": ParamSpec("image_raw", "sensor_msgs/Image input topic (relative = in the node's namespace)",
+                             read_only=True),
     "compressed_topic": ParamSpec("", "optional sensor_msgs/CompressedImage input topic (empty = off)",
                                   read_only=True),
-    "emotion_topic": ParamSpec("/emotion", "emotion_msgs/EmotionArray output topic", read_only=True),
-    "heatmap_topic": ParamSpec("/emotion/heatmap", "Grad-CAM overlay image topic", read_only=True),
-    "annotated_topic": ParamSpec("/emotion/annotated", "annotated debug image topic", read_only=True),
+    "emotion_topic": ParamSpec("emotion", "emotion_msgs/EmotionArray output topic", read_only=True),
+    "heatmap_topic": ParamSpec("emotion/heatmap", "Grad-CAM overlay image topic", read_only=True),
+    "annotated_topic": ParamSpec("emotion/annotated", "annotated debug image topic", read_only=True),
     # The same names as image_source's publisher QoS: one name per concept.
     "reliability": ParamSpec("best_effort", "input QoS reliability: best_effort (accepts any camera) or reliable",
                              choices=RELIABILITIES, read_only=True),

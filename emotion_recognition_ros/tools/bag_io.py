@@ -154,6 +154,38 @@ def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
+# rclpy's major version -> the ROS 2 distribution it ships with (for the PyPI wheels, which set no ROS_DISTRO).
+RCLPY_DISTROS = {7: "jazzy", 9: "kilted"}
+
+
+def ros_distro() -> str:
+    """The running ROS 2 distribution: $ROS_DISTRO (a sourced ROS 2), else from rclpy's version, else 'unknown'."""
+    if os.environ.get("ROS_DISTRO"):
+        return os.environ["ROS_DISTRO"]
+    from importlib import metadata
+
+    try:
+        return RCLPY_DISTROS.get(int(metadata.version("ros-rclpy").split(".")[0]), "unknown")
+    except (metadata.PackageNotFoundError, ValueError):
+        return "unknown"
+
+
+def stamp_ros_distro(path: str | Path) -> None:
+    """Put the distribution into a closed bag's metadata.yaml (and a sqlite3 bag's tables), where rosbags
+    writes its own name. (An MCAP file's embedded copy of the metadata keeps rosbags' value.)"""
+    import sqlite3
+
+    distro = ros_distro()
+    meta = Path(path) / "metadata.yaml"
+    if meta.is_file():
+        meta.write_text(meta.read_text().replace("ros_distro: rosbags", f"ros_distro: {distro}"))
+    for db in Path(path).glob("*.db3"):
+        with sqlite3.connect(db) as connection:
+            connection.execute("UPDATE schema SET ros_distro = ? WHERE ros_distro = 'rosbags'", (distro,))
+            connection.execute("UPDATE metadata SET metadata = replace(metadata, 'ros_distro: rosbags', ?)",
+                               (f"ros_distro: {distro}",))
+
+
 class ThreadedBagWriter:
     """A bag writer that owns one thread: rosbags' sqlite3 storage may only be used from the thread that
     opened it, while ROS callbacks run on executor threads. Callers enqueue; the thread opens, writes and
@@ -196,6 +228,7 @@ class ThreadedBagWriter:
                 if item[0] == "connection":
                     item[-1].append(exc)
         writer.close()
+        stamp_ros_distro(self.path)
 
     def add_connection(self, topic: str, msgtype: str, offered_qos_profiles=()):
         """Register a topic (blocks until the writer thread did it); raises what rosbags raised."""

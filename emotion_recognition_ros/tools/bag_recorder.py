@@ -28,7 +28,7 @@ from ..ros.params import declare
 from ..ros.spin import spin_until_done
 from .bag_io import COMPRESSIONS, STORAGES, BagError, ThreadedBagWriter
 
-DEFAULT_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/emotion", "/emotion/heatmap",
+DEFAULT_TOPICS = ["/image_raw", "/camera_info", "/emotion", "/emotion/heatmap",
                   "/emotion/annotated", "/diagnostics"]
 
 PARAMETERS: dict[str, ParamSpec] = {

@@ -198,7 +198,7 @@ def prepare_out(out: Path) -> None:
             path.unlink()
 
 
-TOPICS = {"camera": "/camera/image_raw", "info": "/camera/camera_info", "emotion": "/emotion",
+TOPICS = {"camera": "/image_raw", "info": "/camera_info", "emotion": "/emotion",
           "annotated": "/emotion/annotated", "heatmap": "/emotion/heatmap"}
 
 

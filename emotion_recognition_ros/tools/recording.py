@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .bag_io import read_messages, stamp_ns, summarize
 
-DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
+DEFAULT_IMAGE_TOPIC = "/image_raw"
 DEFAULT_EMOTION_TOPIC = "/emotion"
 
 
