@@ -141,11 +141,11 @@ class Classifier:
 
     @torch.inference_mode()
     def predict(self, batch: torch.Tensor) -> np.ndarray:
-        """(N, K) float32 softmax probabilities."""
+        """(N, K) float32 softmax probabilities, with the model's calibration temperature applied."""
         if batch.shape[0] == 0:
             return np.empty((0, len(self.class_names)), np.float32)
         if self._onnx is not None:
-            return _softmax(self._onnx(batch.numpy()))
+            return _softmax(self._onnx(batch.numpy()) / self.meta.temperature)
         try:
             logits = self.model(batch)
         except torch.cuda.OutOfMemoryError as exc:
@@ -157,7 +157,7 @@ class Classifier:
             self._use(self.model, torch.device("cpu"))
             torch.cuda.empty_cache()
             logits = self.model(batch.to("cpu", self.dtype).contiguous(memory_format=torch.channels_last))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return torch.softmax(logits.float() / self.meta.temperature, dim=1).cpu().numpy()
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return self.predict(self.to_batch(crops))

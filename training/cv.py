@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .cli import add_common, recipe_from_args, set_threads
-from .datasets import DatasetError, FaceDataset, load_dataset
+from .cli import add_common, load_training_data, recipe_from_args, set_threads
+from .datasets import DatasetError, FaceDataset
 from .engine import Recipe, fit, resolve_device
 from .evaluate import evaluate_dataset
 from .metrics import score
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_threads(args.threads)
     try:
         recipe = recipe_from_args(args)
-        data = load_dataset(args.data, args.classes)
+        data = load_training_data(args, recipe)
         summary = cross_validate(data, recipe, args.folds, args.only_folds, args.split_seed, args.seed,
                                  args.device, args.out, not args.no_progress)
     except (DatasetError, ValueError) as exc:
