@@ -104,9 +104,11 @@ def load_backbone(model: nn.Module, source: str, architecture: str) -> nn.Module
     trained, meta = load_model(resolve_model(source), "cpu")
     if meta.architecture != architecture:
         raise ValueError(f"pretrained model '{source}' is a {meta.architecture}, the recipe wants {architecture}")
-    head = {f"{name}" for name, _ in model.get_classifier().named_parameters(prefix="classifier")}
-    state = {k: v for k, v in trained.state_dict().items() if k not in head}
-    model.load_state_dict(state, strict=False)
+    head = model.pretrained_cfg.get("classifier", "classifier")  # timm's name of the head module
+    state = {k: v for k, v in trained.state_dict().items() if not k.startswith(f"{head}.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(f"{head}.") for k in missing):
+        raise ValueError(f"pretrained model '{source}' does not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
     classifier = model.get_classifier()
     nn.init.normal_(classifier.weight, std=0.01)  # same near-zero new head as the ImageNet start
     nn.init.zeros_(classifier.bias)

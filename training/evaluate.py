@@ -93,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        f"{result['model_id']}  acc {result['accuracy']:.3f}")
     if args.reliability_png:
         cal = result["calibration"]
-        plot_reliability(cal, args.reliability_png, f"{result['model_id']}: ECE {cal['ece']:.3f} "
-                         f"(T = {result['temperature']:.2f}, n = {result['n']})")
+        plot_reliability(cal, args.reliability_png, f"{result['model_id']}\nECE {cal['ece']:.3f} "
+                         f"({cal['bins']} bins, T = {result['temperature']:.2f}, n = {result['n']})")
     # Human summary on stderr, so stdout stays pure JSON when no --json file is given.
     report = sys.stderr if args.json is None else sys.stdout
     print(f"{result['model_id']} on {args.data}: accuracy {result['accuracy']:.4f} "

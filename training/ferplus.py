@@ -9,7 +9,7 @@ Two label schemes:
     of the 8 emotions. Ties, unknown and not-a-face (NF) are dropped, and so are faces whose class the caller
     did not ask for (e.g. neutral for a six-class model). FER2013Test keeps 3,371 faces over the 8 emotions.
   * `soft`: the vote distribution over the asked-for emotions as a soft target (ties kept: that is the point);
-    dropped: faces whose maximum is only unknown / NF, and faces with no vote for any asked-for class.
+    dropped: faces whose maximum is only unknown / NF, and faces whose most-voted emotion was not asked for.
 
 What was dropped, and why, is counted in `FaceDataset.dropped`; nothing else is left out. A malformed
 label.csv row, a missing or unreadable image, or a split with nothing left stops with an error naming the
@@ -93,9 +93,11 @@ def vote_distribution(votes: np.ndarray, classes: Sequence[str]) -> tuple[np.nda
         return None, "no_votes"
     if all(_VOTE_CLASS[i] is None for i in np.flatnonzero(votes == top)):
         return None, FERPLUS_VOTE_COLUMNS[int(np.argmax(votes))]
+    emotions = [i for i, c in enumerate(_VOTE_CLASS) if c is not None]
+    top_emotions = {_VOTE_CLASS[i] for i in emotions if votes[i] == votes[emotions].max()}
+    if not top_emotions & set(classes):  # e.g. a clear fear face for a model without fear
+        return None, f"class_not_asked:{sorted(top_emotions)[0]}"
     counts = np.array([votes[_VOTE_CLASS.index(c)] for c in classes], np.float32)
-    if counts.sum() == 0:
-        return None, "no_votes_for_asked_classes"
     return counts / counts.sum(), ""
 
 

@@ -62,7 +62,7 @@ def describe_protocol(split: Split | None, data: FaceDataset, val_desc: str = ""
 
 def run(data: FaceDataset, recipe: Recipe, split: Split | None, out: Path, device: str = "auto", seed: int = 0,
         progress: bool = True, data_desc: str = "", val_data: FaceDataset | None = None, val_desc: str = "",
-        resume: bool = False, log_every: int = 0) -> dict:
+        resume: bool = False, log_every: int = 0, preset: str = "") -> dict:
     """Train, select, score on the test part, save model + reports under `out`. Returns the metrics dict.
 
     `val_data` (e.g. FER+ Valid) is the validation set when there is no split; it selects the model and fits
@@ -85,12 +85,13 @@ def run(data: FaceDataset, recipe: Recipe, split: Split | None, out: Path, devic
         raise ValueError("this recipe selects/stops on validation accuracy but the split has no validation part "
                          "(use --select last --early-stopping 0 with --split none, or give --val-data)")
     protocol = describe_protocol(split, data, val_desc if val_data is not None else "")
-    on_epoch = _best_so_far_writer(out, protocol, val_part, log, recipe) if val_part is not None else None
+    on_epoch = _best_so_far_writer(out, protocol, val_part, log, recipe, preset) if val_part is not None else None
     start = time.perf_counter()
     model, meta, history = fit(recipe, train_part, val_part, device, seed, progress, log, checkpoint_dir=out,
                                resume=resume, log_every=log_every, on_epoch=on_epoch)
     seconds = time.perf_counter() - start
-    meta.training.update({"data": data_desc or f"{len(data)} images, classes {data.class_names}",
+    meta.training.update({"preset": preset or "custom",
+                          "data": data_desc or f"{len(data)} images, classes {data.class_names}",
                           "protocol": protocol, "train_seconds": round(seconds, 1),
                           "seconds_per_epoch": [round(r["seconds"], 1) for r in history],
                           "device": str(resolve_device(device))})
@@ -127,7 +128,7 @@ def calibrate(model, meta, val: FaceDataset, device: str = "cpu") -> float:
     return fit_temperature(np.log(np.clip(probs, 1e-12, None)), val.labels)
 
 
-def _best_so_far_writer(out: Path, protocol: str, val: FaceDataset, log, recipe: Recipe):
+def _best_so_far_writer(out: Path, protocol: str, val: FaceDataset, log, recipe: Recipe, preset: str = ""):
     """on_epoch callback: after an epoch that improved validation accuracy, save it as out/best/model.*
     (fp16 + JSON, temperature fitted on the validation set), so a usable model exists before the end."""
 
@@ -139,7 +140,7 @@ def _best_so_far_writer(out: Path, protocol: str, val: FaceDataset, log, recipe:
         snapshot.temperature = fit_temperature(log_probs, val.labels)
         tempered = np.exp(log_probs / snapshot.temperature)
         tempered /= tempered.sum(1, keepdims=True)
-        snapshot.training = {"recipe": recipe.to_dict(), "protocol": protocol, "epoch": row["epoch"],
+        snapshot.training = {"preset": preset or "custom", "recipe": recipe.to_dict(), "protocol": protocol, "epoch": row["epoch"],
                              "note": "best validation accuracy so far, written during training"}
         snapshot.metrics = {"val": {"accuracy": row["val_acc"], "n": len(val),
                                     "ece": reliability(tempered, val.labels)["ece"],
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} command: python -m training.train "
                      f"{shlex.join(sys.argv[1:] if argv is None else list(argv))}\n")
         metrics = run(data, recipe, split, out, args.device, args.seed, not args.no_progress,
-                      describe_data(args, data), val_data, val_desc, args.resume, args.log_every)
+                      describe_data(args, data), val_data, val_desc, args.resume, args.log_every, args.preset)
     except (DatasetError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

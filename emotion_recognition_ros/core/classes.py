@@ -23,6 +23,7 @@ DATASET_ALIASES: dict[str, dict[str, str]] = {
     "ferplus": {"happiness": "happy"},
     "ckplus": {},  # CK+48's folder names (anger, contempt, disgust, fear, happy, sadness, surprise) are ours
     "fer2013": {},  # anger, disgust, fear, happy, sadness, surprise, neutral: ours already
+    "fer": {"angry": "anger", "sad": "sadness"},  # the PyPI `fer` package's labels (the benchmark's peer)
 }
 
 
