@@ -299,6 +299,8 @@ def test_train_cli_on_ferplus_writes_best_so_far_calibrated_models(tmp_path: Pat
     assert meta.metrics["val"]["n"] == 9 and "ece" in meta.metrics["val"]
     best = read_metadata(out / "best" / "model")
     assert best.training["epoch"] in (1, 2) and best.metrics["val"]["n"] == 9 and best.training["preset"] == "ferplus"
+    card = (out / "model_card.md").read_text()
+    assert "FER+ labels: MIT" in card and "No 'neutral' class" not in card and f"T = {meta.temperature:.3f}" in card
     assert has_checkpoint(out)
     assert train_main(args + ["--resume"]) == 0  # nothing left to train: same model again
     assert "resumed from" in (out / "train.log").read_text()
