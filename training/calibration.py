@@ -81,8 +81,10 @@ def plot_reliability(calibration: dict, path: str | Path, title: str = "") -> Pa
                                       gridspec_kw={"height_ratios": [3, 1]})
     top.bar(centres, [r["accuracy"] if r["n"] else 0 for r in rows], width=width * 0.95, color="tab:blue",
             edgecolor="black", label="accuracy")
-    top.bar(centres, [r["confidence"] - r["accuracy"] if r["n"] else 0 for r in rows], width=width * 0.95,
-            bottom=[r["accuracy"] for r in rows], color="tab:red", alpha=0.35, label="gap to confidence")
+    filled = [r for r in rows if r["n"]]
+    top.bar([(r["low"] + r["high"]) / 2 for r in filled], [abs(r["confidence"] - r["accuracy"]) for r in filled],
+            width=width * 0.95, bottom=[min(r["confidence"], r["accuracy"]) for r in filled], fill=False,
+            edgecolor="tab:red", hatch="//", label="gap to mean confidence")
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
             title=title or f"ECE {calibration['ece']:.3f} ({calibration['bins']} bins)")
