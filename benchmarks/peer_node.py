@@ -50,24 +50,39 @@ def fer_labels(package: Path) -> list[str]:
     raise RuntimeError(f"{package / 'fer.py'}: no FER._get_labels found")
 
 
-class FerPipeline:
-    """fer.FER(detect_emotions) with the tflite model, without TensorFlow."""
+class FerModel:
+    """fer's quantized FER2013 classifier (LiteRT): a gray face crop -> its 7 class probabilities."""
 
-    def __init__(self, min_face_size: int = 50, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 num_threads: int | None = None):
+    def __init__(self, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         package = fer_package_dir()
         self.labels = fer_labels(package)
         self.model_path = package / "data" / "emotion_model_quantized.tflite"
-        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-        if self.cascade.empty():
-            raise RuntimeError("could not load OpenCV's haarcascade_frontalface_default.xml")
-        self.min_face_size, self.scale_factor, self.min_neighbors = min_face_size, scale_factor, min_neighbors
         self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
+
+    def classify(self, gray_face: np.ndarray) -> np.ndarray:
+        """fer's own preprocessing: resize to 64x64 (bilinear), scale to [-1, 1]."""
+        face = (cv2.resize(gray_face, TARGET).astype(np.float32) / 255.0 - 0.5) * 2.0
+        self.interpreter.set_tensor(self.input_index, face[None, :, :, None])
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index)[0].copy()
+
+
+class FerPipeline:
+    """fer.FER(detect_emotions) with the tflite model, without TensorFlow."""
+
+    def __init__(self, min_face_size: int = 50, scale_factor: float = 1.1, min_neighbors: int = 5,
+                 num_threads: int | None = None):
+        self.model = FerModel(num_threads)
+        self.labels, self.model_path = self.model.labels, self.model.model_path
+        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        if self.cascade.empty():
+            raise RuntimeError("could not load OpenCV's haarcascade_frontalface_default.xml")
+        self.min_face_size, self.scale_factor, self.min_neighbors = min_face_size, scale_factor, min_neighbors
 
     def detect_emotions(self, bgr: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
@@ -89,10 +104,7 @@ class FerPipeline:
             face = padded[y1:y2, x1:x2]
             if face.size == 0:
                 continue
-            face = (cv2.resize(face, TARGET).astype(np.float32) / 255.0 - 0.5) * 2.0
-            self.interpreter.set_tensor(self.input_index, face[None, :, :, None])
-            self.interpreter.invoke()
-            out.append((tuple(int(v) for v in box), self.interpreter.get_tensor(self.output_index)[0].copy()))
+            out.append((tuple(int(v) for v in box), self.model.classify(face)))
         return out
 
 

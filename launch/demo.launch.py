@@ -70,7 +70,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "emotion_node.yaml"]),
                               description="YAML file with the emotion node's parameters"),
-        DeclareLaunchArgument("model", default_value="", description="classifier file; empty = from params_file"),
+        DeclareLaunchArgument("model", default_value="", description="default | ckplus6 | a .safetensors file; empty = from params_file"),
         DeclareLaunchArgument("device", default_value="", description="auto | cpu | cuda | cuda:N; empty = from params_file"),
         DeclareLaunchArgument("heatmaps", default_value="", description="true | false; empty = from params_file"),
         DeclareLaunchArgument("rviz", default_value="false",

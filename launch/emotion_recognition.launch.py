@@ -20,7 +20,7 @@ from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "emotion_recognition_ros"
 # launch argument -> (node parameter, type). Empty (the default) = keep the params_file's value.
-OVERRIDES = {"camera_topic": ("image_topic", str), "model": ("model_path", str), "device": ("device", str),
+OVERRIDES = {"camera_topic": ("image_topic", str), "model": ("model", str), "device": ("device", str),
              "heatmaps": ("publish_heatmap", bool)}
 BOOLEANS = {"true": True, "false": False}
 
@@ -61,7 +61,7 @@ def generate_launch_description() -> LaunchDescription:
                               description="sensor_msgs/Image topic to read (relative = in the namespace); "
                                           "empty = params_file's image_topic"),
         DeclareLaunchArgument("model", default_value="",
-                              description="classifier file (.safetensors + .json); empty = params_file's model_path"),
+                              description="default | ckplus6 | a .safetensors file; empty = params_file's model"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto | cpu | cuda | cuda:N; empty = params_file's device"),
         DeclareLaunchArgument("heatmaps", default_value="",

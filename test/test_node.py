@@ -435,12 +435,12 @@ def test_missing_or_corrupt_model_is_a_start_up_error_naming_the_file(tmp_path, 
 
     missing = tmp_path / "nowhere.safetensors"
     with pytest.raises(model_io.ModelLoadError, match="nowhere"):
-        EmotionNode(context=ros_context, parameter_overrides={"model_path": str(missing), "device": "cpu"})
+        EmotionNode(context=ros_context, parameter_overrides={"model": str(missing), "device": "cpu"})
     corrupt = tmp_path / "corrupt"
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x00garbage" * 50)
     (tmp_path / "corrupt.json").write_text(model_io.read_metadata(model_io.default_model_path()).to_json())
     with pytest.raises(model_io.ModelLoadError, match=r"corrupt\.safetensors.*not a valid safetensors"):
-        EmotionNode(context=ros_context, parameter_overrides={"model_path": str(corrupt), "device": "cpu"})
+        EmotionNode(context=ros_context, parameter_overrides={"model": str(corrupt), "device": "cpu"})
     with pytest.raises(ValueError, match="bad device 'gpu'"):
         EmotionNode(context=ros_context, parameter_overrides={"device": "gpu"})
     with pytest.raises(ValueError, match="unknown detector 'haar'"):
@@ -456,7 +456,7 @@ def test_missing_or_corrupt_model_is_a_start_up_error_naming_the_file(tmp_path, 
 def test_console_script_exits_with_a_clear_message_on_a_missing_model(tmp_path):
     env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p",
-                           f"model_path:={tmp_path / 'absent.safetensors'}"], capture_output=True, text=True,
+                           f"model:={tmp_path / 'absent.safetensors'}"], capture_output=True, text=True,
                           timeout=120, env=env, cwd=REPO)
     assert proc.returncode == 1, proc.stderr
     assert "cannot start" in proc.stderr and "absent.json: model metadata file not found" in proc.stderr

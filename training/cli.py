@@ -1,14 +1,17 @@
-"""Arguments shared by train and cv: data, preset + recipe overrides, device, threads."""
+"""Arguments shared by train and cv: data (one dataset or a weighted mixture), preset + recipe overrides,
+device, threads."""
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
 
+from emotion_recognition_ros.core.classes import EMOTIONS
 from emotion_recognition_ros.core.device import set_threads  # noqa: F401  (train and cv import it from here)
 from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES
 
-from .datasets import DEFAULT_CKPLUS
+from .datasets import DEFAULT_CKPLUS, FaceDataset, load_dataset, load_mixture
 from .engine import Recipe
+from .ferplus import is_ferplus
 from .presets import PRESETS, get_preset
 
 # CLI flag -> Recipe field (None = same name with dashes turned into underscores)
@@ -18,17 +21,21 @@ RECIPE_FLAGS = {
     "--optimizer": ("optimizer", str), "--weight-decay": ("weight_decay", float), "--schedule": ("schedule", str),
     "--warmup-epochs": ("warmup_epochs", int), "--early-stopping": ("early_stopping", int),
     "--select": ("select", str), "--label-smoothing": ("label_smoothing", float), "--mixup": ("mixup", float),
-    "--drop-rate": ("drop_rate", float),
+    "--drop-rate": ("drop_rate", float), "--label-scheme": ("label_scheme", str),
 }
 AUG_FLAGS = {"--rotation": ("rotation", float), "--zoom": ("zoom", float), "--shear": ("shear", float),
              "--shift": ("shift", float), "--erase": ("erase", float)}
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=str(DEFAULT_CKPLUS),
-                        help="folder tree <class>/<image> (CK+48 layout gives subject ids) or FER2013 .csv")
-    parser.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES),
-                        help="classes in output order (default: the six; add 'contempt' if wanted)")
+    parser.add_argument("--data", nargs="+", default=[str(DEFAULT_CKPLUS)],
+                        help="folder tree <class>/<image> (CK+48 layout gives subject ids), FER+ split folder "
+                             "(label.csv) or FER2013 .csv; several = one training set mixed by --data-weights")
+    parser.add_argument("--data-weights", nargs="+", type=float, default=None,
+                        help="per --data dataset: draws of each image per epoch (1 = once; 2 = twice; 0.5 = half)")
+    parser.add_argument("--classes", nargs="+", default=None,
+                        help="classes in output order (default: the 8 emotions when FER+ is among the data, "
+                             "else the six of CK+; add 'contempt' if wanted)")
     parser.add_argument("--preset", default="study", choices=sorted(PRESETS), help="base recipe")
     recipe = parser.add_argument_group("recipe overrides (default: the preset's value)")
     for flag, (_, kind) in {**RECIPE_FLAGS, **AUG_FLAGS}.items():
@@ -57,3 +64,24 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         aug["brightness"] = tuple(args.brightness)
     recipe.augment = replace(recipe.augment, **aug)
     return recipe
+
+
+def resolve_classes(args: argparse.Namespace) -> list[str]:
+    if args.classes:
+        return list(args.classes)
+    return list(EMOTIONS) if any(is_ferplus(p) for p in args.data) else list(DEFAULT_CLASSES)
+
+
+def load_training_data(args: argparse.Namespace, recipe: Recipe) -> FaceDataset:
+    """The --data dataset (FER+ in the recipe's label scheme), or the weighted mixture of several."""
+    classes = resolve_classes(args)
+    if len(args.data) == 1 and not args.data_weights:
+        return load_dataset(args.data[0], classes, recipe.label_scheme)
+    return load_mixture(args.data, classes, args.data_weights, recipe.label_scheme)
+
+
+def describe_data(args: argparse.Namespace, data: FaceDataset) -> str:
+    weights = f" weights {args.data_weights}" if args.data_weights else ""
+    dropped = f"; dropped by the label protocol: {data.dropped}" if data.dropped else ""
+    return f"{' + '.join(args.data)}{weights}: {len(data)} images, {data.counts()}{dropped}"
+

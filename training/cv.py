@@ -20,8 +20,8 @@ import numpy as np
 
 from emotion_recognition_ros.core.device import resolve_device
 
-from .cli import add_common, recipe_from_args, set_threads
-from .datasets import DatasetError, FaceDataset, load_dataset
+from .cli import add_common, load_training_data, recipe_from_args, set_threads
+from .datasets import DatasetError, FaceDataset
 from .engine import Recipe, fit
 from .evaluate import evaluate_dataset
 from .metrics import score
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_threads(args.threads)
     try:
         recipe = recipe_from_args(args)
-        data = load_dataset(args.data, args.classes)
+        data = load_training_data(args, recipe)
         summary = cross_validate(data, recipe, args.folds, args.only_folds, args.split_seed, args.seed,
                                  args.device, args.out, not args.no_progress)
     except (DatasetError, ValueError) as exc:

@@ -1,6 +1,7 @@
 """Face-expression datasets as in-memory gray images with labels and (when known) subject ids.
 
-Three layouts:
+Four layouts:
+  * FER+: `<split>/label.csv` + `fer<row>.png` (see ferplus.py; majority or vote-distribution labels),
   * CK+48: `<root>/<class>/S<subject>_<seq>_<frame>.png` (subject ids parsed from the names),
   * any folder tree `<root>/<class>/<image>` (users' own data; subject ids only if names start `S<digits>_`),
   * FER2013's CSV (`emotion,pixels,Usage`, 48x48 gray pixels as space-separated numbers; no subject ids).
@@ -16,10 +17,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from emotion_recognition_ros.core.data_paths import dataset_path
 from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES
 
-# ../shared/data/ckplus48 beside the checkout (the default of every training CLI)
-DEFAULT_CKPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ckplus48"
+# $EMOTION_DATA_DIR/ckplus48, else ../shared/data/ckplus48 (the default of every training CLI)
+DEFAULT_CKPLUS = dataset_path("ckplus48")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
 CKPLUS_SUBJECT_RE = re.compile(r"^(S\d+)_")
@@ -37,6 +39,9 @@ class FaceDataset:
     class_names: list[str]
     subjects: list[str | None]  # None where the layout carries no subject id
     paths: list[str] = field(default_factory=list)  # file (or "file:row") of each image
+    targets: np.ndarray | None = None  # float32 (N, C) soft targets (e.g. FER+ vote distributions); None = one-hot
+    dropped: dict[str, int] = field(default_factory=dict)  # rows the loader's protocol left out, by reason
+    repeats: np.ndarray | None = None  # float32 (N,): expected draws per training epoch (dataset weights)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -48,7 +53,15 @@ class FaceDataset:
     def subset(self, index: Sequence[int] | np.ndarray) -> "FaceDataset":
         index = [int(i) for i in index]
         return FaceDataset([self.images[i] for i in index], self.labels[index], list(self.class_names),
-                           [self.subjects[i] for i in index], [self.paths[i] for i in index])
+                           [self.subjects[i] for i in index], [self.paths[i] for i in index],
+                           None if self.targets is None else self.targets[index], dict(self.dropped),
+                           None if self.repeats is None else self.repeats[index])
+
+    def soft_targets(self) -> np.ndarray:
+        """(N, C) float32 targets: the stored soft ones, else one-hot of the labels."""
+        if self.targets is not None:
+            return self.targets.astype(np.float32)
+        return np.eye(len(self.class_names), dtype=np.float32)[self.labels]
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(self.class_names)}
@@ -151,9 +164,60 @@ def load_fer2013(csv_path: str | Path, classes: Sequence[str] | None = DEFAULT_C
     return FaceDataset(images, np.asarray(labels, np.int64), classes, [None] * len(images), paths)
 
 
-def load_dataset(path: str | Path, classes: Sequence[str] | None = DEFAULT_CLASSES) -> FaceDataset:
-    """A folder tree, or a FER2013 CSV when `path` ends in .csv."""
+def load_dataset(path: str | Path, classes: Sequence[str] | None = DEFAULT_CLASSES,
+                 scheme: str = "majority") -> FaceDataset:
+    """A FER+ split folder (has label.csv; `scheme` majority|soft), a folder tree, or a FER2013 CSV (.csv)."""
+    from .ferplus import is_ferplus, load_ferplus
+
     path = Path(path).expanduser()
     if path.suffix.lower() == ".csv":
         return load_fer2013(path, classes)
+    if is_ferplus(path):
+        return load_ferplus(path, classes, scheme)
     return load_folder(path, classes)
+
+
+def load_mixture(paths: Sequence[str | Path], classes: Sequence[str], weights: Sequence[float] | None = None,
+                 scheme: str = "majority") -> FaceDataset:
+    """Several datasets as one, labelled in `classes` (our vocabulary), each drawn `weight` times per epoch.
+
+    A dataset may hold only some of `classes` (CK+ has no neutral); together they must cover all of them.
+    weight 1 = each of its images once per epoch; 2 = twice on average; 0.5 = a random half.
+    """
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths):
+        raise DatasetError(f"{len(weights)} dataset weights for {len(paths)} datasets")
+    if any(w < 0 for w in weights) or not any(w > 0 for w in weights):
+        raise DatasetError(f"dataset weights {weights} must be >= 0 with at least one > 0")
+    parts = []
+    for path, weight in zip(paths, weights):
+        part = load_dataset(path, [c for c in classes if c in _classes_in(Path(path))], scheme)
+        to_ours = np.array([list(classes).index(c) for c in part.class_names])
+        soft = np.zeros((len(part), len(classes)), np.float32)
+        soft[:, to_ours] = part.soft_targets()
+        parts.append((part, to_ours[part.labels], soft, np.full(len(part), weight, np.float32)))
+    covered = {int(i) for _, labels, _, _ in parts for i in np.unique(labels)}
+    missing = [c for i, c in enumerate(classes) if i not in covered]
+    if missing:
+        raise DatasetError(f"no dataset among {[str(p) for p in paths]} has class(es) {missing}")
+    dropped = {f"{path}:{k}": v for (part, *_), path in zip(parts, paths) for k, v in part.dropped.items()}
+    return FaceDataset([im for p, *_ in parts for im in p.images], np.concatenate([x[1] for x in parts]),
+                       list(classes), [s for p, *_ in parts for s in p.subjects], [q for p, *_ in parts for q in p.paths],
+                       targets=np.concatenate([x[2] for x in parts]), dropped=dropped,
+                       repeats=np.concatenate([x[3] for x in parts]))
+
+
+def _classes_in(path: Path) -> list[str]:
+    """Class names a dataset can provide: FER+'s eight emotions, or a folder tree's sub-folders."""
+    from emotion_recognition_ros.core.classes import EMOTIONS
+
+    from .ferplus import is_ferplus
+
+    path = path.expanduser()
+    if is_ferplus(path):
+        return list(EMOTIONS)
+    if path.suffix.lower() == ".csv":
+        return list(FER2013_CLASSES)
+    if not path.is_dir():
+        raise DatasetError(f"{path}: data folder not found")
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -20,6 +20,20 @@ CKPLUS_LICENCE = (
     "Workshops 2010; and T. Kanade, J. F. Cohn, Y. Tian, \"Comprehensive database for facial expression "
     "analysis\", IEEE FG 2000.")
 
+FERPLUS_LICENCE = (
+    "FER+ labels: MIT licence (Microsoft; Barsoum, Zhang, Canton Ferrer, Zhang, \"Training Deep Networks for Facial "
+    "Expression Recognition with Crowd-Sourced Label Distribution\", ICMI 2016). FER2013 images: released for "
+    "research in a public challenge (Goodfellow et al., \"Challenges in Representation Learning\", ICONIP 2013); "
+    "use them, and models trained on them, for research.")
+
+
+def _trained_on(meta) -> tuple[bool, bool]:
+    """(FER+ among the training data, CK+ among it), read from the metadata's data description."""
+    text = json.dumps(meta.training.get("data", "")).lower()
+    ferplus = "ferplus" in text or "fer2013" in text
+    ckplus = "ckplus" in text or "ck+" in text or not ferplus  # the historical default: CK+ only
+    return ferplus, ckplus
+
 
 def write_json(path: str | Path, data: dict) -> Path:
     path = Path(path)
@@ -99,19 +113,31 @@ def model_card(meta, path: str | Path, extra: str = "") -> Path:
                 lines.append(f"- {name}: {value}")
     else:
         lines.append("- none recorded")
+    ferplus, ckplus = _trained_on(meta)
     lines += ["", "## Intended use", "",
-              "Research on human-robot interaction: a per-face estimate of six posed basic-emotion expressions "
-              "(plus Grad-CAM explanations) from a camera, as a signal to be checked, not a fact about a person's "
-              "inner state.", "",
-              "## Limitations", "",
-              "- Trained on CK+: posed, frontal, evenly lit lab expressions at their peak, from a small and "
-              "demographically narrow set of adults. Spontaneous, subtle, non-frontal, occluded or poorly lit faces "
-              "will score much lower; so may people unlike the CK+ subjects.",
-              "- No 'neutral' class: every face is forced into one of the six expressions; use the confidence.",
-              "- The random per-image split's score is inflated (frames of one person on both sides); the "
-              "subject-independent score is the one that predicts performance on new people.",
-              "- Not for decisions about individuals (hiring, policing, health, education).", "",
-              "## Licence of the training data", "", CKPLUS_LICENCE, ""]
+              f"Research on human-robot interaction: a per-face estimate of {len(meta.class_names)} facial "
+              f"expressions ({', '.join(meta.class_names)}), plus Grad-CAM explanations, from a camera, as a signal "
+              "to be checked, not a fact about a person's inner state.", "",
+              f"Probabilities are softmax(logits / T) with T = {meta.temperature:.3f} "
+              + ("(temperature scaling fitted on validation data)." if meta.temperature != 1.0
+                 else "(no temperature fitted)."), "",
+              "## Limitations", ""]
+    if ferplus:
+        lines.append("- FER+ faces are 48x48 gray web images, mostly frontal and cropped by a detector: expect lower "
+                     "accuracy on profiles, heavy occlusion, children and people under-represented on the web. "
+                     "Disgust and contempt have few training faces (under 200 each) and the weakest recall.")
+    if ckplus:
+        lines.append("- CK+: posed, frontal, evenly lit lab expressions at their peak, from a small and "
+                     "demographically narrow set of adults. Spontaneous, subtle, non-frontal, occluded or poorly "
+                     "lit faces will score much lower; so may people unlike the CK+ subjects.")
+    if "neutral" not in meta.class_names:
+        lines.append("- No 'neutral' class: every face is forced into one of the expressions; use the confidence.")
+    if ckplus:
+        lines.append("- On CK+ a random per-image split's score is inflated (frames of one person on both sides); "
+                     "the subject-independent score is the one that predicts performance on new people.")
+    lines += ["- Not for decisions about individuals (hiring, policing, health, education).", "",
+              "## Licence of the training data", ""]
+    lines += ([FERPLUS_LICENCE, ""] if ferplus else []) + ([CKPLUS_LICENCE, ""] if ckplus else [])
     if extra:
         lines += [extra.rstrip(), ""]
     path.parent.mkdir(parents=True, exist_ok=True)

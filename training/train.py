@@ -3,25 +3,35 @@
     python -m training.train                                   # study preset, study's random 70/15/15 split
     python -m training.train --preset default --split subject --folds 10 --fold 0
     python -m training.train --preset default --split none --out runs/final   # all data, for shipping
+    python -m training.train --preset ferplus --data ../shared/data/ferplus/FER2013Train --split none \
+        --val-data ../shared/data/ferplus/FER2013Valid --out runs/ferplus      # in-the-wild, 8 classes
+    python -m training.train ... --out runs/ferplus --resume                   # continue after an interruption
 
 Writes runs/<name>/: model.safetensors + model.json (fp16 weights + metadata), metrics.json, curves.png,
-confusion.png (test part) and model_card.md.
+confusion.png (test part) and model_card.md; with --val-data also best/model.* after every epoch that
+improved validation accuracy (temperature fitted on that validation data), and ckpt.* (the state --resume
+continues from) after every epoch.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 
 from emotion_recognition_ros.core.device import resolve_device
 from emotion_recognition_ros.core.model_io import save_model
 
-from .cli import add_common, recipe_from_args, set_threads
+from .calibration import fit_temperature, reliability
+from .checkpoint import CheckpointError
+from .cli import add_common, describe_data, load_training_data, recipe_from_args, resolve_classes, set_threads
 from .datasets import DatasetError, FaceDataset, load_dataset
-from .engine import Recipe, fit
+from .engine import Recipe, fit, predict_proba
 from .evaluate import evaluate_dataset
 from .reports import model_card, plot_confusion, plot_curves, write_json
 from .splits import Split, random_split, subject_split
@@ -38,8 +48,10 @@ def make_split(data: FaceDataset, kind: str, split_seed: int | None, folds: int,
     raise ValueError(f"unknown split '{kind}' (random, subject, none)")
 
 
-def describe_protocol(split: Split | None, data: FaceDataset) -> str:
+def describe_protocol(split: Split | None, data: FaceDataset, val_desc: str = "") -> str:
     if split is None:
+        if val_desc:
+            return f"trained on all {len(data)} training images; selected and calibrated on {val_desc}; no test"
         return f"trained on all {len(data)} images; no held-out data"
     text = (f"{split.name}: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} images")
     if split.name.startswith("random"):
@@ -50,40 +62,55 @@ def describe_protocol(split: Split | None, data: FaceDataset) -> str:
 
 
 def run(data: FaceDataset, recipe: Recipe, split: Split | None, out: Path, device: str = "auto", seed: int = 0,
-        progress: bool = True, data_desc: str = "") -> dict:
-    """Train, select, score on the test part, save model + reports under `out`. Returns the metrics dict."""
+        progress: bool = True, data_desc: str = "", val_data: FaceDataset | None = None, val_desc: str = "",
+        resume: bool = False, log_every: int = 0, preset: str = "") -> dict:
+    """Train, select, score on the test part, save model + reports under `out`. Returns the metrics dict.
+
+    `val_data` (e.g. FER+ Valid) is the validation set when there is no split; it selects the model and fits
+    its temperature. Every epoch is checkpointed under `out` (`resume=True` continues from there).
+    """
     out.mkdir(parents=True, exist_ok=True)
     log_file = open(out / "train.log", "a")
 
     def log(line: str) -> None:
-        log_file.write(line + "\n")
+        log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         log_file.flush()
+        if not progress:
+            print(line, flush=True)
 
     needs_val = recipe.select == "best" or recipe.early_stopping > 0
     train_part = data if split is None else data.subset(split.train)
-    val_part = data.subset(split.val) if split is not None and len(split.val) and needs_val else None
+    val_part = val_data if val_data is not None else (
+        data.subset(split.val) if split is not None and len(split.val) and needs_val else None)
     if needs_val and val_part is None:
         raise ValueError("this recipe selects/stops on validation accuracy but the split has no validation part "
-                         "(use --select last --early-stopping 0 with --split none)")
+                         "(use --select last --early-stopping 0 with --split none, or give --val-data)")
+    protocol = describe_protocol(split, data, val_desc if val_data is not None else "")
+    on_epoch = _best_so_far_writer(out, protocol, val_part, log, recipe, preset) if val_part is not None else None
     start = time.perf_counter()
-    model, meta, history = fit(recipe, train_part, val_part, device, seed, progress, log)
+    model, meta, history = fit(recipe, train_part, val_part, device, seed, progress, log, checkpoint_dir=out,
+                               resume=resume, log_every=log_every, on_epoch=on_epoch)
     seconds = time.perf_counter() - start
-    protocol = describe_protocol(split, data)
-    meta.training.update({"data": data_desc or f"{len(data)} images, classes {data.class_names}",
+    meta.training.update({"preset": preset or "custom",
+                          "data": data_desc or f"{len(data)} images, classes {data.class_names}",
                           "protocol": protocol, "train_seconds": round(seconds, 1),
+                          "seconds_per_epoch": [round(r["seconds"], 1) for r in history],
                           "device": str(resolve_device(device))})
     metrics: dict = {"protocol": protocol, "train_seconds": seconds, "history": history}
     if val_part is not None:
+        meta.temperature = calibrate(model, meta, val_part, str(resolve_device(device)))
         metrics["val"] = evaluate_dataset(model, meta, val_part, str(resolve_device(device)), recipe.tta_flip)
     if split is not None and len(split.test):
         test = evaluate_dataset(model, meta, data.subset(split.test), str(resolve_device(device)), recipe.tta_flip)
         test["protocol"] = protocol
         metrics["test"] = test
         meta.metrics = {"test": {k: test[k] for k in ("accuracy", "macro_f1", "n", "protocol")}}
-        if "val" in metrics:
-            meta.metrics["val"] = {k: metrics["val"][k] for k in ("accuracy", "macro_f1", "n")}
         plot_confusion(test["confusion"], test["class_names"], out / "confusion.png",
                        f"test: acc {test['accuracy']:.3f} (n={test['n']})")
+    if "val" in metrics:
+        meta.metrics["val"] = {**{k: metrics["val"][k] for k in ("accuracy", "macro_f1", "n")},
+                               "ece": metrics["val"]["calibration"]["ece"],
+                               "protocol": f"validation: {val_desc or 'held-out part of the split'}"}
     save_model(model, meta, out / "model")
     metrics["model_id"] = meta.model_id
     metrics["recipe"] = recipe.to_dict()
@@ -92,6 +119,38 @@ def run(data: FaceDataset, recipe: Recipe, split: Split | None, out: Path, devic
     model_card(meta, out / "model_card.md")
     log_file.close()
     return metrics
+
+
+def calibrate(model, meta, val: FaceDataset, device: str = "cpu") -> float:
+    """Temperature fitted on `val` through the node's path (single forward pass, no TTA)."""
+    plain = copy.copy(meta)
+    plain.temperature = 1.0
+    probs = predict_proba(model, plain, val.images, device)
+    return fit_temperature(np.log(np.clip(probs, 1e-12, None)), val.labels)
+
+
+def _best_so_far_writer(out: Path, protocol: str, val: FaceDataset, log, recipe: Recipe, preset: str = ""):
+    """on_epoch callback: after an epoch that improved validation accuracy, save it as out/best/model.*
+    (fp16 + JSON, temperature fitted on the validation set), so a usable model exists before the end."""
+
+    def on_epoch(model, meta, row, val_probs) -> None:
+        if not row.get("improved") or val_probs is None:
+            return
+        snapshot = copy.deepcopy(meta)
+        log_probs = np.log(np.clip(val_probs, 1e-12, None))
+        snapshot.temperature = fit_temperature(log_probs, val.labels)
+        tempered = np.exp(log_probs / snapshot.temperature)
+        tempered /= tempered.sum(1, keepdims=True)
+        snapshot.training = {"preset": preset or "custom", "recipe": recipe.to_dict(), "protocol": protocol, "epoch": row["epoch"],
+                             "note": "best validation accuracy so far, written during training"}
+        snapshot.metrics = {"val": {"accuracy": row["val_acc"], "n": len(val),
+                                    "ece": reliability(tempered, val.labels)["ece"],
+                                    "protocol": f"validation accuracy after epoch {row['epoch']}: {protocol}"}}
+        save_model(model, snapshot, out / "best" / "model")
+        log(f"epoch {row['epoch']}: best so far (val_acc {row['val_acc']:.4f}, temperature "
+            f"{snapshot.temperature:.3f}) -> {out / 'best' / 'model.safetensors'}")
+
+    return on_epoch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,19 +165,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=10, help="subject split: number of folds")
     parser.add_argument("--fold", type=int, default=0, help="subject split: which fold is the test fold")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/<preset>_<split>)")
+    parser.add_argument("--val-data", default=None,
+                        help="validation set for --split none (e.g. FER+ Valid, majority labels): selects the "
+                             "model, fits its temperature; never pass a test set here")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    parser.add_argument("--log-every", type=int, default=50, help="progress line with ETA every N steps (0 = off)")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     try:
         recipe = recipe_from_args(args)
-        data = load_dataset(args.data, args.classes)
-        needs_val = recipe.select == "best" or recipe.early_stopping > 0
+        data = load_training_data(args, recipe)
+        needs_val = (recipe.select == "best" or recipe.early_stopping > 0) and args.val_data is None
         split = make_split(data, args.split, args.split_seed, args.folds, args.fold, args.stratify, needs_val)
+        val_data = load_dataset(args.val_data, resolve_classes(args), "majority") if args.val_data else None
+        val_desc = f"{args.val_data} ({len(val_data)} images, majority labels)" if val_data is not None else ""
         out = args.out or Path("runs") / f"{args.preset}_{args.split}"
-        print(f"data: {args.data} ({len(data)} images {data.counts()})")
-        print(f"protocol: {describe_protocol(split, data)}")
+        print(f"data: {describe_data(args, data)}")
+        print(f"protocol: {describe_protocol(split, data, val_desc)}")
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "train.log", "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} command: python -m training.train "
+                     f"{shlex.join(sys.argv[1:] if argv is None else list(argv))}\n")
         metrics = run(data, recipe, split, out, args.device, args.seed, not args.no_progress,
-                      f"{Path(args.data).name}: {len(data)} images, {data.counts()}")
-    except (DatasetError, ValueError) as exc:
+                      describe_data(args, data), val_data, val_desc, args.resume, args.log_every, args.preset)
+    except (DatasetError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if "test" in metrics:

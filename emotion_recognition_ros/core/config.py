@@ -22,8 +22,8 @@ class ParamSpec:
 BACKENDS = ("auto", "torch", "onnxruntime")
 
 PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
-    "model_path": ParamSpec("", "classifier file (.safetensors with its .json); empty = the shipped default",
-                            read_only=True),
+    "model": ParamSpec("default", "classifier: a shipped model's name (default = 8 classes for real faces, "
+                       "ckplus6 = the CK+ study's six) or a .safetensors file with its .json", read_only=True),
     "device": ParamSpec("auto", "auto | cpu | cuda | cuda:N; auto falls back to the CPU when CUDA is unavailable",
                         read_only=True),
     "backend": ParamSpec("auto", "classifier inference: auto (ONNX Runtime on the CPU, torch on CUDA) | torch | "
@@ -62,7 +62,7 @@ def _default(name: str) -> Any:
 class PipelineConfig:
     """Settings of one EmotionPipeline; defaults and meanings: PIPELINE_PARAMETERS."""
 
-    model_path: str = _default("model_path")  # empty: the shipped default model
+    model: str = _default("model")  # a shipped model's name (model_io.MODEL_NAMES) or a path
     device: str = _default("device")
     backend: str = _default("backend")
     threads: int = _default("threads")  # ONNX Runtime's session threads (torch/OpenCV: core.device.set_threads)

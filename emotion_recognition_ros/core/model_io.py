@@ -41,6 +41,7 @@ class ModelMetadata:
     std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     face_crop: dict[str, Any] = field(default_factory=lambda: {"margin": 0.0})  # crops are always square
     drop_rate: float = 0.0
+    temperature: float = 1.0  # probabilities = softmax(logits / temperature); fitted on validation data
     training: dict[str, Any] = field(default_factory=dict)  # data, protocol, split, recipe
     metrics: dict[str, Any] = field(default_factory=dict)  # each with the protocol that produced it
     format_version: int = FORMAT_VERSION
@@ -65,12 +66,25 @@ class ModelMetadata:
         meta = cls(**{k: v for k, v in data.items() if k in known})
         if not meta.class_names or len(set(meta.class_names)) != len(meta.class_names):
             raise ModelLoadError(f"{source}: class_names must be a non-empty list of distinct names")
+        if not isinstance(meta.temperature, (int, float)) or not 0 < meta.temperature < 1e3:
+            raise ModelLoadError(f"{source}: temperature must be a positive number, got {meta.temperature!r}")
         return meta
 
 
 def default_model_path() -> Path:
     """The model shipped inside the package (emotion_recognition_ros/models/default.*)."""
     return Path(str(resources.files("emotion_recognition_ros") / "models" / "default.safetensors"))
+
+
+# Shipped models by name: `default` (8 classes, in the wild) and `ckplus6` (the CK+ study's six classes).
+MODEL_NAMES = ("default", "ckplus6")
+
+
+def resolve_model(name_or_path: str | Path | None) -> Path:
+    """A shipped model's name (see MODEL_NAMES) or a path -> the model's path; None = the default."""
+    if name_or_path is None or str(name_or_path) in MODEL_NAMES:
+        return default_model_path().with_name(f"{name_or_path or 'default'}.safetensors")
+    return Path(name_or_path).expanduser()
 
 
 def model_paths(path: str | Path) -> tuple[Path, Path]:
@@ -135,9 +149,10 @@ def file_sha256(path: Path) -> str:
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
     """Rebuild the network named in the metadata and load its tensors; refuse any mismatch.
 
-    Returns the model in eval mode, in float32, on `device`. `path=None` loads the shipped default.
+    Returns the model in eval mode, in float32, on `device`. `path` is a path or a shipped model's name
+    (MODEL_NAMES); None loads the shipped default.
     """
-    weights_path, meta_path = model_paths(path or default_model_path())
+    weights_path, meta_path = model_paths(resolve_model(path or None))
     meta = read_metadata(meta_path)
     tensors, sha256 = _read_tensors(weights_path)
     if meta.weights_sha256 and meta.weights_sha256 != sha256:

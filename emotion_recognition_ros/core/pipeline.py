@@ -45,7 +45,7 @@ class EmotionPipeline:
         c = self.config
         if reason := check_values(vars(c)):
             raise ValueError(reason)
-        self.classifier = classifier or Classifier(c.model_path or None, c.device, backend=c.backend,
+        self.classifier = classifier or Classifier(c.model or None, c.device, backend=c.backend,
                                                    threads=c.threads)
         self.detector = detector or create_detector(
             c.detector, **detector_options(c), cuda=self.classifier.device.type == "cuda")
@@ -177,6 +177,6 @@ class EmotionPipeline:
         self._explainer.explain(self.classifier.to_batch([np.zeros((48, 48), np.uint8)]), [0])
 
 
-def load_pipeline(model_path: str | Path | None = None, **config) -> EmotionPipeline:
+def load_pipeline(model: str | Path | None = None, **config) -> EmotionPipeline:
     """Convenience: a pipeline with the given settings (see PipelineConfig)."""
-    return EmotionPipeline(PipelineConfig(model_path=str(model_path or ""), **config))
+    return EmotionPipeline(PipelineConfig(model=str(model or "default"), **config))

@@ -35,7 +35,7 @@ NODE_PARAMETERS: dict[str, ParamSpec] = {
     "diagnostics_rate_hz": ParamSpec(1.0, "rate of /diagnostics messages", (0.1, 10.0), read_only=True),
 }
 EMOTION_NODE_PARAMETERS: dict[str, ParamSpec] = {**PIPELINE_PARAMETERS, **NODE_PARAMETERS}
-RENAMED_PARAMETERS = {"input_reliability": "reliability", "input_depth": "qos_depth"}
+RENAMED_PARAMETERS = {"input_reliability": "reliability", "input_depth": "qos_depth", "model_path": "model"}
 
 
 def descriptor(name: str, spec: ParamSpec) -> ParameterDescriptor:

@@ -172,13 +172,13 @@ def emotion_node_overrides(args) -> list[Any]:
 
     params = [Parameter("device", value=args.device)]
     if args.model:
-        params.append(Parameter("model_path", value=str(args.model)))
+        params.append(Parameter("model", value=str(args.model)))
     return params + _parse_set(args.set)
 
 
 def emotion_node_command(args) -> list[str]:
     """The emotion node as a child process, with the same parameters as the in-process variant."""
-    params = [f"device:={args.device}"] + ([f"model_path:={args.model}"] if args.model else [])
+    params = [f"device:={args.device}"] + ([f"model:={args.model}"] if args.model else [])
     for item in args.set:
         if ":=" not in item:
             raise ValueError(f"--set expects NAME:=VALUE, got '{item}'")

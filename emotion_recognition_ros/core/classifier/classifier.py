@@ -125,10 +125,10 @@ class Classifier:
         return normalize(grays, self.meta).to(self.dtype).contiguous(memory_format=torch.channels_last)
 
     def predict(self, batch: torch.Tensor) -> np.ndarray:
-        """(N, K) float32 softmax probabilities."""
+        """(N, K) float32 softmax probabilities, with the model's calibration temperature applied."""
         if batch.shape[0] == 0:
             return np.empty((0, len(self.class_names)), np.float32)
-        return softmax(self._run(batch))
+        return softmax(self._run(batch) / self.meta.temperature)
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return self.predict(self.to_batch(crops))
