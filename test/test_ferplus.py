@@ -16,10 +16,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED
-from emotion_recognition_ros.classifier import Classifier
+from conftest import dataset_path
+from emotion_recognition_ros.core.classifier import Classifier
 from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS, VocabularyError, index_map, to_vocabulary
-from emotion_recognition_ros.model_io import (MODEL_NAMES, ModelLoadError, default_model_path, load_model,
+from emotion_recognition_ros.core.model_io import (MODEL_NAMES, ModelLoadError, default_model_path, load_model,
                                               read_metadata, resolve_model, save_model)
 from ferplus_fixture import ROWS, write_split
 from training.calibration import fit_temperature, reliability
@@ -34,7 +34,7 @@ from training.train import main as train_main
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
 
-FERPLUS = SHARED / "data" / "ferplus"
+FERPLUS = dataset_path("ferplus")
 TINY = dict(architecture="resnet10t", pretrained="none", input_size=32, source_size=48, batch_size=8,
             drop_rate=0.0)
 

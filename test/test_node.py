@@ -13,6 +13,7 @@ import torch
 
 from conftest import REPO, spin_until
 from emotion_recognition_ros.core import model_io
+from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS
 from emotion_recognition_ros.core.preprocess import crop_face, faces_to_batch
 from emotion_recognition_ros.media.scenes import make_scene
 from emotion_recognition_ros.core.tracking.tracker import iou
@@ -104,7 +105,9 @@ def test_one_face_frame_gives_one_emotion_with_the_frame_stamp(rig, faces):
     roi = (e.roi.x_offset, e.roi.y_offset, e.roi.width, e.roi.height)
     assert iou(roi, scene.boxes[0]) > 0.7, (roi, scene.boxes[0])
     assert abs(sum(e.scores) - 1.0) < 1e-4 and abs(sum(e.raw_scores) - 1.0) < 1e-4
-    assert list(e.class_names) == list(model_io.DEFAULT_CLASSES)
+    # The class list travels with each face: the shipped default model's eight, in its output order.
+    assert list(e.class_names) == rig.node.pipeline.class_names == list(EMOTIONS)
+    assert len(e.scores) == len(e.raw_scores) == len(EMOTIONS)
     assert e.label == e.class_names[int(np.argmax(e.scores))] and e.confidence == pytest.approx(max(e.scores))
     assert len(e.landmarks) == 10 and e.detection_score >= 0.9 and e.face_id > 0 and e.track_age >= 1
 
@@ -145,7 +148,7 @@ def test_node_scores_equal_the_offline_evaluator(rig, faces):
                                square=False))
         node_scores.append(list(e.raw_scores))
     with torch.inference_mode():
-        offline = torch.softmax(model(faces_to_batch(crops, meta)), 1).numpy()
+        offline = torch.softmax(model(faces_to_batch(crops, meta)) / meta.temperature, 1).numpy()
     np.testing.assert_allclose(np.array(node_scores), offline, atol=1e-4)
     assert (np.argmax(node_scores, 1) == offline.argmax(1)).all()
 
@@ -476,5 +479,20 @@ def test_async_detection_over_dds(faces):
         for e in outs[-1].emotions:
             roi = (e.roi.x_offset, e.roi.y_offset, e.roi.width, e.roi.height)
             assert max(iou(roi, box) for box in scene.boxes) > 0.7
+    finally:
+        rig.close()
+
+
+def test_the_ckplus6_model_is_chosen_by_name_and_its_classes_travel_in_the_message(faces):
+    """model:=ckplus6 loads the six-class CK+ model; each face carries that model's six names and scores."""
+    rig = Rig({"model": "ckplus6"})
+    try:
+        meta = model_io.read_metadata(model_io.resolve_model("ckplus6").with_suffix(".json"))
+        out = rig.send(rig.image(make_scene([faces[20]], rng=1).frame))
+        assert out.model_id == rig.node.pipeline.model_id != ""
+        assert rig.node.pipeline.class_names == list(meta.class_names) == list(CKPLUS6)
+        e = out.emotions[0]
+        assert list(e.class_names) == list(CKPLUS6) and len(e.scores) == len(e.raw_scores) == 6
+        assert abs(sum(e.scores) - 1.0) < 1e-4 and e.label == CKPLUS6[int(np.argmax(e.scores))]
     finally:
         rig.close()

@@ -90,7 +90,7 @@ def create_model(recipe: Recipe, n_classes: int) -> nn.Module:
 
 def load_backbone(model: nn.Module, source: str, architecture: str) -> nn.Module:
     """Initialise from a trained model (name or path) except its classifier head (face pre-training)."""
-    from emotion_recognition_ros.model_io import load_model, resolve_model
+    from emotion_recognition_ros.core.model_io import load_model, resolve_model
 
     trained, meta = load_model(resolve_model(source), "cpu")
     if meta.architecture != architecture:

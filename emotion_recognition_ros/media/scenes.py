@@ -1,7 +1,7 @@
-"""Camera-like test frames: labelled CK+ faces pasted onto textured backgrounds.
+"""Camera-like test frames: labelled faces (CK+ or FER+ Test) pasted onto textured backgrounds.
 
-Used by tests, benchmarks and the demo. Reads faces from a CK+-style folder tree at run time (never
-copies them into the repository) and backgrounds from scikit-image's bundled sample images.
+Used by tests, benchmarks and the demo. Reads faces from ../shared/data (or $EMOTION_DATA_DIR) at run time
+(never copies them into the repository) and backgrounds from scikit-image's bundled sample images.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from ..core.model_io import DEFAULT_CLASSES
 
 SUBJECT_RE = re.compile(r"^(S\d+)_")
 DEFAULT_CKPLUS = dataset_path("ckplus48")  # $EMOTION_DATA_DIR/ckplus48, else ../shared/data/ckplus48
+# Faces no shipped model trained on (the default model saw FER+ Train only): the demo's honest scenes.
+DEFAULT_FERPLUS_TEST = dataset_path("ferplus") / "FER2013Test"
 
 
 @dataclass
@@ -54,6 +56,20 @@ def load_faces(root: Path | str = DEFAULT_CKPLUS, classes: Sequence[str] = DEFAU
     if not faces:
         raise FileNotFoundError(f"no face images for classes {list(classes)} under {root}")
     return faces
+
+
+def load_ferplus_faces(root: Path | str = DEFAULT_FERPLUS_TEST, limit: int = 600) -> list[LabelledFace]:
+    """FER+ faces with a majority label (the literature's protocol), the first `limit` in file order."""
+    from training.datasets import DatasetError
+    from training.ferplus import load_ferplus
+
+    try:
+        data = load_ferplus(root)
+    except DatasetError as exc:
+        raise FileNotFoundError(str(exc)) from exc
+    keep = range(min(limit, len(data)))
+    return [LabelledFace(data.images[i], data.class_names[int(data.labels[i])], Path(data.paths[i]).stem,
+                         Path(data.paths[i])) for i in keep]
 
 
 def background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:

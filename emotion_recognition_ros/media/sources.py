@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from ..core.model_io import DEFAULT_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
-SYNTHETIC_KINDS = ("synthetic", "scenes", "astronaut")
+SYNTHETIC_KINDS = ("synthetic", "scenes", "ferplus", "astronaut")
 CAMERA_RE = re.compile(r"^(?:\d+|/dev/video\d+)$")
 # Where scikit-image's astronaut photo (Eileen Collins, smiling) has her face, in its 512x512 pixels.
 ASTRONAUT_FACE = (168, 66, 100, 116)
@@ -145,14 +145,16 @@ class SyntheticSource(FrameSource):
 
     `scenes`: CK+ faces of known expression pasted onto textured backgrounds (scenes.make_scene); each
     scene is held for `hold_frames` frames with fresh sensor noise, like a camera watching still people,
-    so the node's tracker sees stable faces. `astronaut`: scikit-image's astronaut photo (one real,
-    smiling face) drifting slowly across the frame. `synthetic`: scenes when CK+ is present, else astronaut.
+    so the node's tracker sees stable faces. `ferplus`: the same with FER+ Test faces (in-the-wild faces
+    no shipped model trained on). `astronaut`: scikit-image's astronaut photo (one real, smiling face)
+    drifting slowly across the frame. `synthetic`: ferplus when FER+ is present, else scenes when CK+ is,
+    else astronaut.
     """
 
     def __init__(self, kind: str = "synthetic", width: int = 640, height: int = 480, seed: int = 0,
                  faces_per_frame: int = 2, hold_frames: int = 15, ckplus: Path | str | None = None,
                  max_frames: int = 0, face_size: tuple[int, int] = (100, 170)):
-        from .scenes import DEFAULT_CKPLUS
+        from .scenes import DEFAULT_CKPLUS, DEFAULT_FERPLUS_TEST
 
         if kind not in SYNTHETIC_KINDS:
             raise SourceError(f"unknown synthetic source '{kind}' (choose from {', '.join(SYNTHETIC_KINDS)})")
@@ -160,19 +162,20 @@ class SyntheticSource(FrameSource):
             raise SourceError(f"synthetic frames must be at least 64x64, got {width}x{height}")
         root = Path(ckplus) if ckplus else DEFAULT_CKPLUS
         if kind == "synthetic":
-            kind = "scenes" if root.is_dir() else "astronaut"
+            kind = ("ferplus" if DEFAULT_FERPLUS_TEST.is_dir() and not ckplus
+                    else "scenes" if root.is_dir() else "astronaut")
         self.kind, self.name = kind, f"synthetic:{kind}"
         self.width, self.height = width, height
         self.faces_per_frame, self.hold_frames = max(1, faces_per_frame), max(1, hold_frames)
         self.seed, self.max_frames, self.face_size = seed, max_frames, face_size
         self.fps = 0.0
-        if kind == "scenes":
-            from .scenes import load_faces
+        if kind in ("scenes", "ferplus"):
+            from .scenes import load_faces, load_ferplus_faces
 
             try:
-                self.faces = load_faces(root, DEFAULT_CLASSES)
+                self.faces = load_faces(root, DEFAULT_CLASSES) if kind == "scenes" else load_ferplus_faces()
             except (FileNotFoundError, ValueError) as exc:
-                raise SourceError(f"synthetic:scenes: {exc}") from exc
+                raise SourceError(f"synthetic:{kind}: {exc}") from exc
         else:
             from skimage import data
 
@@ -190,8 +193,8 @@ class SyntheticSource(FrameSource):
         if self.max_frames and self.count >= self.max_frames:
             return None
         if self.count % self.hold_frames == 0 or self._scene is None:
-            self._scene = self._next_scene() if self.kind == "scenes" else None
-        frame = self._scene_frame() if self.kind == "scenes" else self._astronaut_frame()
+            self._scene = self._next_scene() if self.kind != "astronaut" else None
+        frame = self._scene_frame() if self.kind != "astronaut" else self._astronaut_frame()
         self.count += 1
         return frame
 
