@@ -3,6 +3,7 @@ device, threads."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from dataclasses import replace
 
 from emotion_recognition_ros.core.classes import EMOTIONS
@@ -83,5 +84,7 @@ def load_training_data(args: argparse.Namespace, recipe: Recipe) -> FaceDataset:
 def describe_data(args: argparse.Namespace, data: FaceDataset) -> str:
     weights = f" weights {args.data_weights}" if args.data_weights else ""
     dropped = f"; dropped by the label protocol: {data.dropped}" if data.dropped else ""
-    return f"{' + '.join(args.data)}{weights}: {len(data)} images, {data.counts()}{dropped}"
+    # The last two path parts (e.g. ferplus/FER2013Train): the metadata ships, a build machine's path must not.
+    names = " + ".join("/".join(Path(p).parts[-2:]) for p in args.data)
+    return f"{names}{weights}: {len(data)} images, {data.counts()}{dropped}"
 

@@ -30,8 +30,8 @@ GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
 PARAMETERS: dict[str, ParamSpec] = {
     "source": ParamSpec("synthetic",
                         "What to publish: a video file, an image folder or image file, a camera index or /dev/videoN, "
-                        "or 'synthetic' (CK+ scenes from ../shared/data when present, else scikit-image's "
-                        "astronaut), 'scenes' or 'astronaut'", read_only=True, any_type=True),  # `source:=0`: an int
+                        "or 'synthetic' (FER+ Test faces pasted on backgrounds when ../shared/data has FER+, else CK+ "
+                        "scenes, else scikit-image's astronaut), 'ferplus', 'scenes' (CK+) or 'astronaut'", read_only=True, any_type=True),  # `source:=0`: an int
     "rate": ParamSpec(10.0, "Frames per second to publish (0 = the video's own rate, else 10)", (0.0, 240.0)),
     "loop": ParamSpec(True, "Start over at the end of a video or folder (synthetic sources never end)"),
     "max_frames": ParamSpec(0, "Stop after this many frames (0 = no limit)", (0, 10_000_000)),

@@ -36,8 +36,9 @@ OUTPUTS = ("bag", "annotated", "heatmap", "eval", "truth.csv", "contact_sheet.pn
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emotion_demo", description=__doc__.split("\n\n")[0].replace("`", ""))
     parser.add_argument("--source", default="synthetic",
-                        help="synthetic (default: CK+ scenes when ../shared/data exists, else scikit-image's "
-                             "astronaut) | astronaut | scenes | VIDEO | IMAGE_FOLDER | camera INDEX or /dev/videoN")
+                        help="synthetic (default: FER+ Test faces when ../shared/data has FER+, else CK+ scenes, "
+                             "else scikit-image's astronaut) | ferplus | scenes (CK+) | astronaut | VIDEO | "
+                             "IMAGE_FOLDER | camera INDEX or /dev/videoN")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of frames to run (default 20)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="frames per second offered (default: a video's own rate, else 10)")
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frame width (default 640; 0 with --height 0 = the source's own size)")
     parser.add_argument("--height", type=int, default=0,
                         help="frame height (default 0: from the width, keeping the aspect ratio; synthetic: 480)")
-    parser.add_argument("--model", default="", help="model file (default: the shipped model)")
+    parser.add_argument("--model", default="", help="default | ckplus6 | a model file (default: the node's, default)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default demo_output/)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage")
