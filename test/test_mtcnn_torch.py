@@ -25,6 +25,7 @@ from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, To
                                                              integral_image, pyramid_scales)
 from emotion_recognition_ros.core.detection import mtcnn_cascade
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
+from emotion_recognition_ros.core.tracking.tracker import iou
 
 needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
                                 reason=f"CK+ faces / photos not found under {CKPLUS.parent} (../shared)")
@@ -182,3 +183,21 @@ def test_corrupt_onnx_file_names_the_file(tmp_path):
     bad.write_bytes(b"\x00 not an onnx file")
     with pytest.raises(RuntimeError, match="pnet.onnx"):
         OnnxGraphNet(str(bad))
+
+
+def test_the_pipeline_runs_mtcnn_in_torch_on_cuda_and_by_name(faces):
+    """On a CUDA device `detector: mtcnn` becomes the torch twin (PyPI OpenCV has no CUDA); by name it runs here."""
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig, detector_for
+    from emotion_recognition_ros.media.scenes import make_scene
+
+    assert detector_for("mtcnn", torch.device("cuda", 0)) == "mtcnn_torch"
+    assert detector_for("mtcnn", torch.device("cpu")) == "mtcnn"
+    assert detector_for("full_frame", torch.device("cuda", 0)) == "full_frame"
+    scene = make_scene(faces[40:42], rng=7)
+    cv2_pipe = EmotionPipeline(PipelineConfig(device="cpu", detector="mtcnn"))
+    torch_pipe = EmotionPipeline(PipelineConfig(device="cpu", detector="mtcnn_torch"), classifier=cv2_pipe.classifier)
+    assert isinstance(torch_pipe.detector, TorchMtcnnDetector) and torch_pipe.detector.device.type == "cpu"
+    a, b = cv2_pipe.process(scene.frame), torch_pipe.process(scene.frame)
+    assert len(a.faces) == len(b.faces) == 2
+    for fa, fb in zip(sorted(a.faces, key=lambda f: f.roi), sorted(b.faces, key=lambda f: f.roi)):
+        assert iou(fa.roi, fb.roi) >= 0.85 and fa.label_index == fb.label_index

@@ -30,7 +30,7 @@ PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
                          "onnxruntime", choices=BACKENDS, read_only=True),
     "threads": ParamSpec(1, "intra-op threads for torch, OpenCV and ONNX Runtime (pin to the cores the node may use)",
                          (1, 64), read_only=True),
-    "detector": ParamSpec("mtcnn", "face detector by name (mtcnn, full_frame)", read_only=True),
+    "detector": ParamSpec("mtcnn", "face detector by name (mtcnn, mtcnn_torch, full_frame); mtcnn runs as mtcnn_torch on CUDA", read_only=True),
     "detection_threshold": ParamSpec(0.9, "minimum face detector confidence", (0.0, 1.0)),
     "mtcnn_thresholds": ParamSpec((0.6, 0.7, 0.7), "MTCNN P/R/O-Net stage thresholds"),
     "min_face_size": ParamSpec(60, "smallest face to detect, pixels (full-frame scale)", (12, 4096)),

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .classifier import Classifier
 from .config import PipelineConfig, check_values
@@ -30,9 +31,18 @@ def rounded_roi(box: tuple[float, float, float, float], width: int, height: int)
     return int(x0), int(y0), int(max(0, x1 - x0)), int(max(0, y1 - y0))
 
 
+# PyPI's OpenCV has no CUDA, so on a GPU the same MTCNN weights run in torch instead of cv2.dnn.
+ON_CUDA = {"mtcnn": "mtcnn_torch"}
+
+
+def detector_for(name: str, device: torch.device) -> str:
+    """The detector that runs `name` on `device` (mtcnn -> mtcnn_torch on CUDA; same weights and outputs)."""
+    return ON_CUDA.get(name, name) if device.type == "cuda" else name
+
+
 def detector_options(c: PipelineConfig) -> dict:
     """The detector's settings from a config (what `create_detector` and `configure` take)."""
-    if c.detector == "mtcnn":
+    if c.detector in ("mtcnn", "mtcnn_torch"):
         return dict(min_face_size=c.min_face_size, thresholds=c.mtcnn_thresholds,
                     detection_threshold=c.detection_threshold, scale=c.detect_scale)
     return {}
@@ -47,13 +57,18 @@ class EmotionPipeline:
             raise ValueError(reason)
         self.classifier = classifier or Classifier(c.model or None, c.device, backend=c.backend,
                                                    threads=c.threads)
-        self.detector = detector or create_detector(
-            c.detector, **detector_options(c), cuda=self.classifier.device.type == "cuda")
+        self.detector = detector or self._create_detector(c)
         self.scheduler = DetectionScheduler(self.detector, c)
         self.tracker = IouTracker(c.track_iou, c.track_confirm_hits, c.track_max_misses)
         self.smoother = EmaSmoother(c.smoothing)
         self._explainer = None
         self.frame_index = 0
+
+    def _create_detector(self, c: PipelineConfig) -> FaceDetector:
+        device = self.classifier.device
+        name = detector_for(c.detector, device)
+        placement = {"device": device} if name == "mtcnn_torch" else {"cuda": device.type == "cuda"}
+        return create_detector(name, **detector_options(c), **placement)
 
     @property
     def class_names(self) -> list[str]:

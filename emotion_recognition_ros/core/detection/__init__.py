@@ -1,5 +1,5 @@
 """Face detectors behind one protocol, created by name; scheduling.py decides when the pipeline runs them."""
-from . import full_frame, mtcnn  # noqa: F401  (each registers itself)
+from . import full_frame, mtcnn, mtcnn_torch  # noqa: F401  (each registers itself)
 from ..types import Detection
 from .base import BoxAdjust, FaceDetector, available_detectors, create_detector, register_detector
 

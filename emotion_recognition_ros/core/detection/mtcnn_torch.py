@@ -34,6 +34,7 @@ from torch import nn
 from torchvision.ops import batched_nms, nms
 
 from emotion_recognition_ros.core.cv2_resize import cv2_scales, resize_weights
+from emotion_recognition_ros.core.detection.base import register_detector
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector, MtcnnSettings, mtcnn_square
 from emotion_recognition_ros.core.types import Detection
 
@@ -204,6 +205,7 @@ def two_tap_patches(image: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src
     return torch.einsum("kyh,khwc,kxw->kyxc", wy, regions, wx)
 
 
+@register_detector("mtcnn_torch")
 class TorchMtcnnDetector(MtcnnSettings):
     """Drop-in twin of `core.detection.mtcnn.MtcnnDetector` (same options, `detect`, `refine`, `configure`, box_adjust) that
     runs on `device` ('cpu', 'cuda', 'cuda:N'). `detect`/`refine` take a uint8 BGR frame as a numpy array or as a
