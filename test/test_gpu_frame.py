@@ -120,3 +120,24 @@ def test_bad_frames_and_boxes_are_refused_like_crop_face():
     for box in ((10.0, 10.0, 0.2, 30.0), (500.0, 10.0, 30.0, 30.0)):  # the same boxes crop_face refuses
         with pytest.raises(ValueError):
             crop_face(frame, box, 0.0, square=False)
+
+
+def test_pipeline_device_frame_path_gives_the_host_paths_faces_and_scores(faces):
+    """The path the pipeline takes on CUDA (one upload, torch MTCNN on the device copy, device preprocessing), run
+    here on the CPU device: same faces, boxes and labels as the host path, probabilities within 0.01."""
+    from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
+    from emotion_recognition_ros.media.scenes import make_scene
+
+    host = EmotionPipeline(PipelineConfig(device="cpu", detector="mtcnn_torch", smoothing=0.0))
+    assert host.device_frames is None  # on the CPU the host path is the default
+    device = EmotionPipeline(PipelineConfig(device="cpu", detector="mtcnn_torch", smoothing=0.0),
+                             classifier=host.classifier)
+    device.device_frames = FramePreprocessor(host.classifier.meta, "cpu", host.classifier.dtype)
+    for k in range(3):
+        frame = make_scene(faces[60 + 2 * k:62 + 2 * k], rng=40 + k).frame
+        a, b = host.process(frame), device.process(frame)
+        assert [f.roi for f in a.faces] == [f.roi for f in b.faces] and len(a.faces) == 2
+        np.testing.assert_allclose(np.array([f.raw_scores for f in a.faces]),
+                                   np.array([f.raw_scores for f in b.faces]), atol=0.01)
+        assert [f.label_index for f in a.faces] == [f.label_index for f in b.faces]
