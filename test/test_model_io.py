@@ -126,3 +126,10 @@ def test_the_shipped_model_matches_its_hash_and_names_no_build_machine_path():
     assert meta.weights_sha256 == read_metadata(default_model_path()).weights_sha256
     text = default_model_path().with_suffix(".json").read_text()
     assert "/work/" not in text and "/home/" not in text and '"/' not in text
+
+
+def test_an_unknown_model_name_lists_the_shipped_ones():
+    from emotion_recognition_ros.core.model_io import ModelLoadError, load_model
+
+    with pytest.raises(ModelLoadError, match=r"model 'nosuch': not a shipped model \(default, ckplus6\)"):
+        load_model("nosuch")

@@ -84,7 +84,12 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
     """A shipped model's name (see MODEL_NAMES) or a path -> the model's path; None = the default."""
     if name_or_path is None or str(name_or_path) in MODEL_NAMES:
         return default_model_path().with_name(f"{name_or_path or 'default'}.safetensors")
-    return Path(name_or_path).expanduser()
+    path = Path(name_or_path).expanduser()
+    looks_like_a_name = len(path.parts) == 1 and not path.suffix
+    if looks_like_a_name and not (path.with_suffix(".safetensors").exists() or path.with_suffix(".json").exists()):
+        raise ModelLoadError(f"model '{name_or_path}': not a shipped model ({', '.join(MODEL_NAMES)}) "
+                             "and no such file (give a .safetensors path)")
+    return path
 
 
 def model_paths(path: str | Path) -> tuple[Path, Path]:
