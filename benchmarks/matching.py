@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES
+from emotion_recognition_ros.core.classes import CKPLUS6
 from emotion_recognition_ros.core.tracking.tracker import match_boxes as _match_boxes
 
 IOU_MATCH = 0.3
@@ -37,7 +37,7 @@ def predicted_faces(msg) -> list[PredictedFace]:
     for e in msg.emotions:
         names = [PEER_TO_OURS.get(n, n) for n in e.class_names]
         scores = list(e.raw_scores) or list(e.scores)
-        six = [(s, n) for s, n in zip(scores, names) if n in DEFAULT_CLASSES]
+        six = [(s, n) for s, n in zip(scores, names) if n in CKPLUS6]
         label_six = max(six)[1] if six else ""
         roi = e.roi
         faces.append(PredictedFace((float(roi.x_offset), float(roi.y_offset), float(roi.width), float(roi.height)),

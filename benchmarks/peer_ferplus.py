@@ -22,8 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from emotion_recognition_ros.core.classes import EMOTIONS, map_names
-from training.calibration import reliability
-from training.ferplus import load_ferplus
+from training.temperature import reliability
+from training.data import load_ferplus
 from training.metrics import score
 
 from . import peer_env

@@ -22,13 +22,12 @@ from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS, VocabularyEr
 from emotion_recognition_ros.core.model_io import (MODEL_NAMES, ModelLoadError, default_model_path, load_model,
                                               read_metadata, resolve_model, save_model)
 from ferplus_fixture import ROWS, write_split
-from training.calibration import fit_temperature, reliability
 from training.checkpoint import CheckpointError, has_checkpoint
-from training.datasets import DatasetError, load_dataset, load_mixture
+from training.data import DatasetError, load_dataset, load_ferplus, load_mixture
 from training.engine import Recipe, create_model, epoch_order, fit, make_metadata, predict_proba, soft_cross_entropy
 from training.evaluate import main as evaluate_main
-from training.ferplus import load_ferplus
 from training.presets import get_preset
+from training.temperature import fit_temperature, reliability
 from training.train import main as train_main
 
 torch.set_num_threads(1)

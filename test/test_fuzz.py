@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emotion_recognition_ros.core.classes import CKPLUS6
 from emotion_recognition_ros.ros.image_conversion import (ENCODINGS, ImageConversionError, compressed_msg_to_bgr,
                                                       image_msg_to_bgr)
-from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES, ModelMetadata
+from emotion_recognition_ros.core.model_io import ModelMetadata
 from emotion_recognition_ros.core.preprocess import crop_face, faces_to_batch
 
 sensor_msgs = pytest.importorskip("sensor_msgs.msg")
@@ -85,7 +86,7 @@ def test_real_compressed_images_decode_and_oversized_ones_are_refused():
             compressed_msg_to_bgr(msg, max_size=32)
 
 
-META = ModelMetadata("tf_efficientnet_lite0", list(DEFAULT_CLASSES), input_size=32, source_size=16)
+META = ModelMetadata("tf_efficientnet_lite0", list(CKPLUS6), input_size=32, source_size=16)
 
 
 @settings(max_examples=200, deadline=2000, derandomize=True)

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from emotion_recognition_ros.core.model_io import (DEFAULT_CLASSES, ModelLoadError, ModelMetadata, build_model,
+from emotion_recognition_ros.core.classes import CKPLUS6
+from emotion_recognition_ros.core.model_io import (ModelLoadError, ModelMetadata, build_model,
                                               load_model, save_model)
 
 ARCH = "mobilenetv3_small_050"  # small timm net: these tests are about the file format, not accuracy
@@ -15,8 +16,8 @@ ARCH = "mobilenetv3_small_050"  # small timm net: these tests are about the file
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
-    model = build_model(ARCH, len(DEFAULT_CLASSES))
-    meta = ModelMetadata(ARCH, list(DEFAULT_CLASSES), input_size=64)
+    model = build_model(ARCH, len(CKPLUS6))
+    meta = ModelMetadata(ARCH, list(CKPLUS6), input_size=64)
     save_model(model, meta, tmp_path / "m")
     return tmp_path / "m", model
 
@@ -24,7 +25,7 @@ def saved(tmp_path):
 def test_save_load_roundtrip_is_exact_in_fp16(saved):
     path, model = saved
     loaded, meta = load_model(path.with_suffix(".json"))
-    assert meta.class_names == list(DEFAULT_CLASSES) and meta.input_size == 64
+    assert meta.class_names == list(CKPLUS6) and meta.input_size == 64
     assert meta.model_id.startswith(ARCH + "@") and len(meta.weights_sha256) == 64
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         expected = a.half().to(a.dtype) if a.is_floating_point() else a
@@ -82,7 +83,7 @@ def test_metadata_that_does_not_match_tensors_is_refused(saved):
     _edit_meta(path, class_names=["a", "b", "c"])
     with pytest.raises(ModelLoadError, match=r"do not match .* 3 classes.*shape"):
         load_model(path)
-    _edit_meta(path, class_names=list(DEFAULT_CLASSES), architecture="mobilenetv3_small_075")
+    _edit_meta(path, class_names=list(CKPLUS6), architecture="mobilenetv3_small_075")
     with pytest.raises(ModelLoadError, match="do not match architecture 'mobilenetv3_small_075'"):
         load_model(path)
 
@@ -107,7 +108,7 @@ def test_model_id_names_the_weights_that_were_loaded(saved, tmp_path):
 
     path, _ = saved
     torch.manual_seed(1)
-    save_model(build_model(ARCH, len(DEFAULT_CLASSES)), ModelMetadata(ARCH, list(DEFAULT_CLASSES), input_size=64),
+    save_model(build_model(ARCH, len(CKPLUS6)), ModelMetadata(ARCH, list(CKPLUS6), input_size=64),
                tmp_path / "other")
     weights = path.with_suffix(".safetensors")
     weights.write_bytes((tmp_path / "other.safetensors").read_bytes())

@@ -18,11 +18,11 @@ from conftest import CKPLUS, require_shared_data
 from emotion_recognition_ros.core.model_io import ModelLoadError, load_model, save_model
 from emotion_recognition_ros.core.preprocess import faces_to_batch
 from training.augment import AugmentConfig
-from training.datasets import DatasetError, load_dataset, load_fer2013, load_folder
+from training.data import DatasetError, load_dataset, load_fer2013, load_folder
+from training.data.splits import random_split, subject_folds, subject_split, subjects_of
 from training.engine import Recipe, create_model, fit, make_metadata, predict_proba, train_one_epoch
 from training.evaluate import evaluate_folder, main as evaluate_main
 from training.metrics import score
-from training.splits import random_split, subject_folds, subject_split, subjects_of
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 CKPT_STEM = "ckpt"
@@ -57,8 +59,6 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
                     rng: np.random.Generator, progress: dict[str, Any], scheduler: Any = None,
                     best_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Everything needed to continue after the epoch just finished. `progress` must be JSON-serialisable."""
-    from safetensors.torch import save_file
-
     weights, meta = checkpoint_paths(folder)
     weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -82,9 +82,6 @@ def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
                     rng: np.random.Generator, scheduler: Any = None
                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """Restore model, optimizer, RNGs and scheduler in place; returns (progress, best_state or None)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     weights, meta = checkpoint_paths(folder)
     if not (weights.is_file() and meta.is_file()):
         raise CheckpointError(f"{folder}: no checkpoint to resume ({weights.name} + {meta.name} not both there)")

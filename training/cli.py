@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 from dataclasses import replace
 
-from emotion_recognition_ros.core.classes import EMOTIONS
+from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS
 from emotion_recognition_ros.core.device import set_threads  # noqa: F401  (train and cv import it from here)
-from emotion_recognition_ros.core.model_io import DEFAULT_CLASSES
+from emotion_recognition_ros.core.face_data.ckplus import DEFAULT_CKPLUS
+from emotion_recognition_ros.core.face_data.ferplus import is_ferplus
 
-from .datasets import DEFAULT_CKPLUS, FaceDataset, load_dataset, load_mixture
+from .data import FaceDataset, load_dataset, load_mixture
 from .engine import Recipe
-from .ferplus import is_ferplus
 from .presets import PRESETS, get_preset
 
 # CLI flag -> Recipe field (None = same name with dashes turned into underscores)
@@ -70,7 +70,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 def resolve_classes(args: argparse.Namespace) -> list[str]:
     if args.classes:
         return list(args.classes)
-    return list(EMOTIONS) if any(is_ferplus(p) for p in args.data) else list(DEFAULT_CLASSES)
+    return list(EMOTIONS) if any(is_ferplus(p) for p in args.data) else list(CKPLUS6)
 
 
 def load_training_data(args: argparse.Namespace, recipe: Recipe) -> FaceDataset:

@@ -21,12 +21,12 @@ import numpy as np
 from emotion_recognition_ros.core.device import resolve_device
 
 from .cli import add_common, load_training_data, recipe_from_args, set_threads
-from .datasets import DatasetError, FaceDataset
+from .data import DatasetError, FaceDataset
 from .engine import Recipe, fit
 from .evaluate import evaluate_dataset
 from .metrics import score
 from .reports import plot_confusion, write_json
-from .splits import subject_split, subjects_of
+from .data.splits import subject_split, subjects_of
 
 
 def cross_validate(data: FaceDataset, recipe: Recipe, folds: int = 10, only: Sequence[int] | None = None,

@@ -16,12 +16,12 @@ from torch import nn
 from tqdm import tqdm
 
 from emotion_recognition_ros.core.device import resolve_device
-from emotion_recognition_ros.core.model_io import ModelMetadata, build_model
+from emotion_recognition_ros.core.model_io import ModelMetadata, build_model, load_model, resolve_model
 from emotion_recognition_ros.core.preprocess import faces_to_batch
 
 from .augment import AugmentConfig, augment_batch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .datasets import FaceDataset
+from .data import FaceDataset
 from .pretrained import LITE_MEAN, LITE_STD, load_imagenet
 
 
@@ -90,8 +90,6 @@ def create_model(recipe: Recipe, n_classes: int) -> nn.Module:
 
 def load_backbone(model: nn.Module, source: str, architecture: str) -> nn.Module:
     """Initialise from a trained model (name or path) except its classifier head (face pre-training)."""
-    from emotion_recognition_ros.core.model_io import load_model, resolve_model
-
     trained, meta = load_model(resolve_model(source), "cpu")
     if meta.architecture != architecture:
         raise ValueError(f"pretrained model '{source}' is a {meta.architecture}, the recipe wants {architecture}")

@@ -23,11 +23,11 @@ from torch import nn
 from emotion_recognition_ros.core.device import resolve_device
 from emotion_recognition_ros.core.model_io import ModelLoadError, ModelMetadata, load_model
 
-from .datasets import DatasetError, FaceDataset, load_dataset
+from .data import DatasetError, FaceDataset, load_dataset
 from .engine import predict_proba
 from .metrics import score
 from .cli import set_threads
-from .calibration import plot_reliability, reliability
+from .temperature import plot_reliability, reliability
 from .reports import plot_confusion, write_json
 
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from torch import nn
 
-from emotion_recognition_ros.core.classifier.onnx_runtime import export_onnx as onnx_graph
+from emotion_recognition_ros.core.classifier.onnx_runtime import export_onnx
 from emotion_recognition_ros.core.model_io import ModelLoadError, ModelMetadata, load_model, save_model
 
 from .reports import model_card
@@ -35,17 +35,18 @@ def cv_metrics(cv_json: str | Path) -> dict:
 
 def _require_onnx() -> None:
     try:
-        import onnx  # noqa: F401  torch.onnx needs it to write the file
+        # Optional package, imported here only to say early that it is missing; torch.onnx needs it.
+        import onnx  # noqa: F401
     except ImportError as exc:
         raise RuntimeError("ONNX export needs the optional packages onnx and onnxscript "
                            "(pip install onnx onnxscript); they are not part of this environment") from exc
 
 
-def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path:
+def write_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path) -> Path:
     """The graph the node's ONNX Runtime backend runs (input `image`, dynamic batch), written to a file."""
     _require_onnx()
     path = Path(path)
-    path.write_bytes(onnx_graph(model, meta.input_size, meta.in_chans))
+    path.write_bytes(export_onnx(model, meta.input_size, meta.in_chans))
     return path
 
 
@@ -60,7 +61,7 @@ def export(model_path: str | Path, out: str | Path, cv_json: str | Path | None =
     weights = save_model(model, meta, out)
     model_card(meta, weights.with_suffix(".md"), card_extra)
     if onnx_path:
-        export_onnx(model, meta, onnx_path)
+        write_onnx(model, meta, onnx_path)
     return weights
 
 

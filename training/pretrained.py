@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import timm
 import torch
 from torch import nn
 
@@ -44,8 +45,6 @@ def weights_file(architecture: str) -> Path:
 
 def imagenet_state_dict(architecture: str) -> dict[str, torch.Tensor]:
     """The packaged ImageNet weights renamed to timm's keys (1000-class head included)."""
-    import timm
-
     path = weights_file(architecture)
     # The package ships a .pth; weights_only=True uses torch's restricted unpickler (tensors and plain
     # containers only), so no code from the file can run.

@@ -27,14 +27,14 @@ import numpy as np
 from emotion_recognition_ros.core.device import resolve_device
 from emotion_recognition_ros.core.model_io import save_model
 
-from .calibration import fit_temperature, reliability
+from .temperature import fit_temperature, reliability
 from .checkpoint import CheckpointError
 from .cli import add_common, describe_data, load_training_data, recipe_from_args, resolve_classes, set_threads
-from .datasets import DatasetError, FaceDataset, load_dataset
+from .data import DatasetError, FaceDataset, load_dataset
 from .engine import Recipe, fit, predict_proba
 from .evaluate import evaluate_dataset
 from .reports import model_card, plot_confusion, plot_curves, write_json
-from .splits import Split, random_split, subject_split
+from .data.splits import Split, random_split, subject_split
 
 
 def make_split(data: FaceDataset, kind: str, split_seed: int | None, folds: int, fold: int,

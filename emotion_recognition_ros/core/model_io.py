@@ -21,7 +21,6 @@ from torch import nn
 
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".bin"}
-DEFAULT_CLASSES = ("anger", "disgust", "fear", "happy", "sadness", "surprise")
 
 
 class ModelLoadError(RuntimeError):

@@ -5,30 +5,18 @@ Used by tests, benchmarks and the demo. Reads faces from ../shared/data (or $EMO
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
+from skimage import data as skimage_data
 
-from ..core.data_paths import dataset_path
-from ..core.model_io import DEFAULT_CLASSES
-
-SUBJECT_RE = re.compile(r"^(S\d+)_")
-DEFAULT_CKPLUS = dataset_path("ckplus48")  # $EMOTION_DATA_DIR/ckplus48, else ../shared/data/ckplus48
-# Faces no shipped model trained on (the default model saw FER+ Train only): the demo's honest scenes.
-DEFAULT_FERPLUS_TEST = dataset_path("ferplus") / "FER2013Test"
-
-
-@dataclass
-class LabelledFace:
-    image: np.ndarray  # uint8 gray, as stored (48x48 for CK+48)
-    label: str
-    subject: str
-    path: Path
-
+from ..core.classes import CKPLUS6
+from ..core.face_data.ckplus import DEFAULT_CKPLUS, read_class_folders
+from ..core.face_data.ferplus import DEFAULT_FERPLUS_TEST, majority_faces
+from ..core.face_data.images import DatasetError, LabelledFace
 
 @dataclass
 class Scene:
@@ -38,21 +26,11 @@ class Scene:
     faces: list[LabelledFace] = field(default_factory=list)
 
 
-def subject_of(path: Path) -> str:
-    match = SUBJECT_RE.match(path.name)
-    return match.group(1) if match else path.stem
-
-
-def load_faces(root: Path | str = DEFAULT_CKPLUS, classes: Sequence[str] = DEFAULT_CLASSES) -> list[LabelledFace]:
-    """All images of `classes` under `root/<class>/`, sorted by path for reproducibility."""
+def load_faces(root: Path | str = DEFAULT_CKPLUS, classes: Sequence[str] = CKPLUS6) -> list[LabelledFace]:
+    """The images of those of `classes` that have a folder under `root` (CK+48 has no neutral), by path."""
     root = Path(root)
-    faces = []
-    for label in classes:
-        for path in sorted((root / label).glob("*.png")):
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                raise ValueError(f"{path}: unreadable image")
-            faces.append(LabelledFace(image, label, subject_of(path), path))
+    present = [label for label in classes if (root / label).is_dir()]
+    faces = read_class_folders(root, present)
     if not faces:
         raise FileNotFoundError(f"no face images for classes {list(classes)} under {root}")
     return faces
@@ -60,24 +38,16 @@ def load_faces(root: Path | str = DEFAULT_CKPLUS, classes: Sequence[str] = DEFAU
 
 def load_ferplus_faces(root: Path | str = DEFAULT_FERPLUS_TEST, limit: int = 600) -> list[LabelledFace]:
     """FER+ faces with a majority label (the literature's protocol), the first `limit` in file order."""
-    from training.datasets import DatasetError
-    from training.ferplus import load_ferplus
-
     try:
-        data = load_ferplus(root)
+        return majority_faces(root, limit)
     except DatasetError as exc:
         raise FileNotFoundError(str(exc)) from exc
-    keep = range(min(limit, len(data)))
-    return [LabelledFace(data.images[i], data.class_names[int(data.labels[i])], Path(data.paths[i]).stem,
-                         Path(data.paths[i])) for i in keep]
 
 
 def background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A textured BGR background: a random crop of a scikit-image sample photo, blurred and tinted."""
-    from skimage import data
-
     source = rng.choice(["coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"])
-    rgb = getattr(data, source)()
+    rgb = getattr(skimage_data, source)()
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else cv2.cvtColor(rgb, cv2.COLOR_GRAY2BGR)
     bgr = cv2.resize(bgr, (max(width, bgr.shape[1]), max(height, bgr.shape[0])))
     y = int(rng.integers(0, bgr.shape[0] - height + 1))

@@ -18,10 +18,14 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from skimage import data as skimage_data  # noqa: E402
 
-from ..core.model_io import DEFAULT_CLASSES
+from ..core.classes import CKPLUS6  # noqa: E402
+from ..core.face_data.ckplus import DEFAULT_CKPLUS  # noqa: E402
+from ..core.face_data.ferplus import DEFAULT_FERPLUS_TEST  # noqa: E402
+from ..core.face_data.images import IMAGE_SUFFIXES  # noqa: E402
+from .scenes import load_faces, load_ferplus_faces, make_scene  # noqa: E402
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 SYNTHETIC_KINDS = ("synthetic", "scenes", "ferplus", "astronaut")
 CAMERA_RE = re.compile(r"^(?:\d+|/dev/video\d+)$")
 # Where scikit-image's astronaut photo (Eileen Collins, smiling) has her face, in its 512x512 pixels.
@@ -154,8 +158,6 @@ class SyntheticSource(FrameSource):
     def __init__(self, kind: str = "synthetic", width: int = 640, height: int = 480, seed: int = 0,
                  faces_per_frame: int = 2, hold_frames: int = 15, ckplus: Path | str | None = None,
                  max_frames: int = 0, face_size: tuple[int, int] = (100, 170)):
-        from .scenes import DEFAULT_CKPLUS, DEFAULT_FERPLUS_TEST
-
         if kind not in SYNTHETIC_KINDS:
             raise SourceError(f"unknown synthetic source '{kind}' (choose from {', '.join(SYNTHETIC_KINDS)})")
         if width < 64 or height < 64:
@@ -170,16 +172,12 @@ class SyntheticSource(FrameSource):
         self.seed, self.max_frames, self.face_size = seed, max_frames, face_size
         self.fps = 0.0
         if kind in ("scenes", "ferplus"):
-            from .scenes import load_faces, load_ferplus_faces
-
             try:
-                self.faces = load_faces(root, DEFAULT_CLASSES) if kind == "scenes" else load_ferplus_faces()
+                self.faces = load_faces(root, CKPLUS6) if kind == "scenes" else load_ferplus_faces()
             except (FileNotFoundError, ValueError) as exc:
                 raise SourceError(f"synthetic:{kind}: {exc}") from exc
         else:
-            from skimage import data
-
-            self.astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+            self.astronaut = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
         self._photo: np.ndarray | None = None
         self.rewind()
 
@@ -199,8 +197,6 @@ class SyntheticSource(FrameSource):
         return frame
 
     def _next_scene(self) -> Frame:
-        from .scenes import make_scene
-
         # Faces of different classes per scene, so every scene exercises several labels at once.
         picks = self.rng.choice(len(self.faces), size=self.faces_per_frame, replace=False)
         small = min(self.face_size[1], self.height // 2, self.width // (self.faces_per_frame + 1))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from .datasets import DatasetError, FaceDataset
+from .dataset import DatasetError, FaceDataset
 
 STUDY_RANDOM_STATE = 3
 
