@@ -1,4 +1,9 @@
-"""ament_python package `emotion_recognition_ros` (the node) plus the offline `training` package."""
+"""ament_python package `emotion_recognition_ros`: the node, its core, the demo and the tools.
+
+The offline `training` package is not installed: it runs from the repository (`python -m training.train` at
+the checkout's root; scripts/run puts the root on PYTHONPATH), so no top-level module named `training` lands
+on a robot's path, where another package of that generic name could shadow it or be shadowed.
+"""
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -8,7 +13,7 @@ PACKAGE = "emotion_recognition_ros"
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "training", "training.*"]),
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     package_data={PACKAGE: ["models/*.safetensors", "models/*.json", "models/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -1,13 +1,17 @@
-"""The layering the README draws: core/ imports no ROS, and neither core/ nor ros/ imports tools/.
+"""The layering the README draws: core/ imports no ROS, neither core/ nor ros/ imports tools/, the runtime
+(everything under emotion_recognition_ros/) imports neither the offline `training` package nor `benchmarks`,
+and no module of either package takes part in an import cycle.
 
 Read from the source with `ast`, so an import inside a function (where a lazy import would hide) counts too.
 """
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -18,19 +22,27 @@ ROS_MODULES = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "rosidl_parser", 
                "launch_ros", "message_filters", "cv_bridge"}
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Absolute names of every module `path` imports (relative imports resolved against its package)."""
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names taken from it) for every import statement in `path`, relative ones made absolute."""
     package = path.relative_to(REPO).with_suffix("").parts[:-1]
-    names = set()
+    found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
+            found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = list(package[: len(package) - node.level + 1]) if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            names.add(module)
-            names.update(f"{module}.{alias.name}" for alias in node.names)
-    return names
+            found.append((".".join(base + ([node.module] if node.module else [])), [a.name for a in node.names]))
+    return found
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module `path` imports, and of every name it imports from one."""
+    return {name for module, names in imports(path) for name in [module] + [f"{module}.{n}" for n in names]}
 
 
 def is_ros(module: str) -> bool:
@@ -48,6 +60,38 @@ def imports_tools(module: str) -> bool:
     return module == "emotion_recognition_ros.tools" or module.startswith("emotion_recognition_ros.tools.")
 
 
+def imports_offline_code(module: str) -> bool:
+    return module.split(".")[0] in ("training", "benchmarks")
+
+
+def module_graph(packages: Sequence[str] = ("emotion_recognition_ros", "training")) -> dict[str, set[str]]:
+    """Module -> the modules of `packages` it imports (`from package import sub` counts as the submodule)."""
+    paths = {module_name(path): path for package in packages for path in sorted((REPO / package).rglob("*.py"))}
+    graph = {}
+    for name, path in paths.items():
+        targets = set()
+        for module, names in imports(path):
+            subs = [f"{module}.{n}" for n in names if f"{module}.{n}" in paths]
+            targets.update(subs if subs and len(subs) == len(names) else subs + [module])
+        graph[name] = {target for target in targets if target in paths and target != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or through others (sorted)."""
+    reach = {}
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += graph.get(module, ())
+        reach[start] = seen
+    groups = {frozenset(m for m in reach[start] if start in reach[m]) for start in graph if start in reach[start]}
+    return sorted(sorted(group) for group in groups)
+
+
 def test_core_imports_no_ros():
     assert offences("core", is_ros) == []
 
@@ -57,19 +101,61 @@ def test_core_and_ros_import_no_tools(folder):
     assert offences(folder, imports_tools) == []
 
 
+def test_the_runtime_imports_no_training_or_benchmarks():
+    """The node, the demo and their tools run from an install that has neither offline package."""
+    assert offences(".", imports_offline_code) == []
+
+
+def test_no_import_cycles():
+    assert import_cycles(module_graph()) == []
+
+
 def test_the_checks_see_relative_lazy_and_message_imports():
     """The scanner must be able to fail: a planted module with each kind of import is caught."""
     planted = PACKAGE / "core" / "detection" / "_planted_for_test.py"
     planted.write_text("def f():\n    from ...tools.demo import main\n    import rclpy\n"
-                       "    from sensor_msgs.msg import Image\n")
+                       "    from sensor_msgs.msg import Image\n    from training.data import load_ferplus\n"
+                       "    import benchmarks.bench\n")
     try:
         modules = imported_modules(planted)
         assert "emotion_recognition_ros.tools.demo" in modules
         assert any(is_ros(m) for m in modules if m.startswith("rclpy"))
         assert any(is_ros(m) for m in modules if m.startswith("sensor_msgs"))
         assert len(offences("core", is_ros)) >= 2 and len(offences("core", imports_tools)) >= 1
+        assert {"emotion_recognition_ros/core/detection/_planted_for_test.py imports training.data",
+                "emotion_recognition_ros/core/detection/_planted_for_test.py imports benchmarks.bench"
+                } <= set(offences(".", imports_offline_code))
     finally:
         planted.unlink()
+
+
+def test_the_cycle_check_sees_a_planted_cycle_through_a_lazy_relative_import():
+    """Two planted training modules: one imports the other at the top, the other imports it back in a function."""
+    first, second = REPO / "training" / "_planted_a.py", REPO / "training" / "data" / "_planted_b.py"
+    first.write_text("from .data import _planted_b\n")
+    second.write_text("def f():\n    from .. import _planted_a\n")
+    try:
+        cycles = import_cycles(module_graph())
+        assert ["training._planted_a", "training.data._planted_b"] in cycles
+    finally:
+        first.unlink()
+        second.unlink()
+
+
+def test_the_install_holds_only_the_runtime_package(tmp_path):
+    """setup.py's own metadata: one top-level package, so no bare `training` goes onto a robot's path."""
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (egg_info,) = tmp_path.glob("*.egg-info")
+    assert (egg_info / "top_level.txt").read_text().split() == ["emotion_recognition_ros"]
+
+
+def test_training_runs_from_the_checkout_without_being_installed():
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "training.train", "--help"], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 0 and "python -m training.train" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_running_the_core_loads_no_rclpy():
