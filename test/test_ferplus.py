@@ -159,6 +159,15 @@ def test_bad_ferplus_input_names_the_file_and_line(split: Path, problem: str, ex
         load_ferplus(split)
 
 
+def test_a_face_box_outside_the_image_is_named_once_with_its_line(split: Path):
+    label = split / "label.csv"
+    label.write_text(label.read_text().replace('"(0, 0, 48, 48)"', '"(0, 0, 60, 60)"', 1))
+    with pytest.raises(DatasetError) as info:
+        load_ferplus(split)
+    message = str(info.value)
+    assert message == f"{label}:1: face box (0, 0, 60, 60) does not fit the 48x48 image", message
+
+
 def test_the_real_ferplus_test_split_gives_the_protocols_3371_faces():
     if not (FERPLUS / "FER2013Test" / "label.csv").is_file():
         pytest.skip(f"FER+ not found at {FERPLUS} (../shared beside the checkout)")
