@@ -101,6 +101,8 @@ build_packages() {
   colcon_build --base-paths emotion_msgs \
     --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" > build/colcon.log 2>&1 \
     || { tail -40 build/colcon.log >&2; die "colcon could not build emotion_msgs (full log: build/colcon.log)."; }
+  # Older setups also installed `training`; colcon leaves the link of a package setup.py no longer lists.
+  rm -f build/emotion_recognition_ros/training
   colcon_build --symlink-install --base-paths . emotion_msgs --packages-skip emotion_msgs >> build/colcon.log 2>&1 \
     || { tail -40 build/colcon.log >&2; die "colcon could not build emotion_recognition_ros (full log: build/colcon.log)."; }
   # An older setup installed the package into the venv with `pip install -e .`; install/ has it now.
