@@ -14,6 +14,7 @@ import torch
 from conftest import REPO, spin_until
 from emotion_recognition_ros.core import model_io
 from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS
+from emotion_recognition_ros.core.operating_point import adjust_log_probs
 from emotion_recognition_ros.core.preprocess import crop_face, faces_to_batch
 from emotion_recognition_ros.media.scenes import make_scene
 from emotion_recognition_ros.core.tracking.tracker import iou
@@ -148,7 +149,10 @@ def test_node_scores_equal_the_offline_evaluator(rig, faces):
                                square=False))
         node_scores.append(list(e.raw_scores))
     with torch.inference_mode():
-        offline = torch.softmax(model(faces_to_batch(crops, meta)) / meta.temperature, 1).numpy()
+        tempered = torch.log_softmax(model(faces_to_batch(crops, meta)) / meta.temperature, 1).numpy()
+    strength = rig.node.get_parameter("prior_correction").value
+    assert strength > 0  # the shipped operating point is not the trained prior, so the correction is exercised
+    offline = adjust_log_probs(tempered, meta.class_prior, strength)
     np.testing.assert_allclose(np.array(node_scores), offline, atol=1e-4)
     assert (np.argmax(node_scores, 1) == offline.argmax(1)).all()
 

@@ -44,6 +44,10 @@ PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
                                 "background detection at most every Nth frame)", (1, 30)),
     "track_refine": ParamSpec(True, "between full detections re-measure each tracked face near its old box (MTCNN "
                               "O-Net, ~1 ms a face); false: carry the old boxes unchanged"),
+    "prior_correction": ParamSpec(0.4, "operating point: how much of the class prior the model learned (FER+: mostly "
+                                  "neutral) is divided out; 0 = as trained, 1 = every class equally likely a priori; "
+                                  "higher finds more subtle expressions and calls fewer faces neutral; the default "
+                                  "was chosen on FER+ Valid (docs/node.md)", (0.0, 1.0)),
     "face_margin": ParamSpec(0.0, "extra crop margin per side, fraction of the face side, on top of the model's",
                              (-0.3, 1.0)),
     "max_faces": ParamSpec(10, "most faces classified per frame (highest detector scores first)", (1, 100)),
@@ -74,6 +78,7 @@ class PipelineConfig:
     detect_async: bool = _default("detect_async")
     detect_every_n: int = _default("detect_every_n")
     track_refine: bool = _default("track_refine")
+    prior_correction: float = _default("prior_correction")
     face_margin: float = _default("face_margin")
     max_faces: int = _default("max_faces")
     smoothing: float = _default("smoothing")

@@ -41,6 +41,7 @@ class ModelMetadata:
     face_crop: dict[str, Any] = field(default_factory=lambda: {"margin": 0.0})  # crops are always square
     drop_rate: float = 0.0
     temperature: float = 1.0  # probabilities = softmax(logits / temperature); fitted on validation data
+    class_prior: list[float] | None = None  # training labels' class shares, in class_names order (operating_point)
     training: dict[str, Any] = field(default_factory=dict)  # data, protocol, split, recipe
     metrics: dict[str, Any] = field(default_factory=dict)  # each with the protocol that produced it
     format_version: int = FORMAT_VERSION
@@ -67,6 +68,11 @@ class ModelMetadata:
             raise ModelLoadError(f"{source}: class_names must be a non-empty list of distinct names")
         if not isinstance(meta.temperature, (int, float)) or not 0 < meta.temperature < 1e3:
             raise ModelLoadError(f"{source}: temperature must be a positive number, got {meta.temperature!r}")
+        prior = meta.class_prior
+        if prior is not None and (not isinstance(prior, list) or len(prior) != len(meta.class_names)
+                                  or not all(isinstance(p, (int, float)) and p > 0 for p in prior)):
+            raise ModelLoadError(f"{source}: class_prior must be {len(meta.class_names)} positive numbers "
+                                 f"(one per class), got {prior!r}")
         return meta
 
 

@@ -58,6 +58,7 @@ class EmotionPipeline:
             raise ValueError(reason)
         self.classifier = classifier or Classifier(c.model or None, c.device, backend=c.backend,
                                                    threads=c.threads)
+        self.classifier.prior_correction = c.prior_correction
         self.detector = detector or self._create_detector(c)
         # On CUDA with the torch detector the frame is uploaded once: detection and preprocessing both read the
         # device copy, and only boxes cross back. Elsewhere the host path (OpenCV, ONNX Runtime) is faster.
@@ -98,6 +99,7 @@ class EmotionPipeline:
             with self.scheduler.detector_idle():  # never change the detector under a running background detection
                 self.detector.configure(**detector_options(c))
         self.smoother.smoothing = c.smoothing
+        self.classifier.prior_correction = c.prior_correction
         self.tracker.iou_threshold = c.track_iou
         self.tracker.confirm_hits = c.track_confirm_hits
         self.tracker.max_misses = c.track_max_misses

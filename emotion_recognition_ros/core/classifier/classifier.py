@@ -16,6 +16,7 @@ import torch
 from .. import model_io
 from ..config import BACKENDS
 from ..device import resolve_device
+from ..operating_point import prior_log_offset
 from ..preprocess import gray_batch, normalize
 from .onnx_runtime import _ASK, OnnxRuntimeBackend, available_providers, onnxruntime_providers
 from .torch_backend import TorchBackend
@@ -68,6 +69,7 @@ class Classifier:
         self._threads = threads
         model, self.meta = model_io.load_model(model_path or None, "cpu")
         self.class_names = list(self.meta.class_names)
+        self.prior_correction = 0.0
         target = resolve_device(device)
         if target.type == "cuda":
             self._start_on_cuda(model, target, warmup)
@@ -114,6 +116,19 @@ class Classifier:
     def model_id(self) -> str:
         return self.meta.model_id
 
+    @property
+    def prior_correction(self) -> float:
+        """Operating point (core/operating_point.py): 0 = the training prior, 1 = class-balanced."""
+        return self._prior_correction
+
+    @prior_correction.setter
+    def prior_correction(self, strength: float) -> None:
+        if strength and self.meta.class_prior is None:
+            log.warning("model %s has no class_prior in its JSON: prior_correction %.2f has no effect",
+                        self.model_id, strength)
+        self._prior_correction = float(strength)
+        self._log_offset = prior_log_offset(self.meta.class_prior, self._prior_correction, len(self.class_names))
+
     def warmup(self) -> None:
         """One dummy inference so the first real frame does not pay for lazy initialisation."""
         dummy = np.zeros((self.meta.input_size, self.meta.input_size), np.uint8)
@@ -125,10 +140,10 @@ class Classifier:
         return normalize(grays, self.meta).to(self.dtype).contiguous(memory_format=torch.channels_last)
 
     def predict(self, batch: torch.Tensor) -> np.ndarray:
-        """(N, K) float32 softmax probabilities, with the model's calibration temperature applied."""
+        """(N, K) float32 softmax probabilities: the model's calibration temperature, then the operating point."""
         if batch.shape[0] == 0:
             return np.empty((0, len(self.class_names)), np.float32)
-        return softmax(self._run(batch) / self.meta.temperature)
+        return softmax(self._run(batch) / self.meta.temperature - self._log_offset)
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return self.predict(self.to_batch(crops))
