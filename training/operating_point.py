@@ -21,12 +21,12 @@ import numpy as np
 from emotion_recognition_ros.core.model_io import ModelLoadError, load_model
 from emotion_recognition_ros.core.operating_point import adjust_log_probs
 
-from .calibration import reliability
 from .cli import set_threads
-from .datasets import DatasetError, load_dataset
+from .data import DatasetError, load_dataset
 from .engine import predict_proba
 from .metrics import score
 from .reports import write_json
+from .temperature import reliability
 
 GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
