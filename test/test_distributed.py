@@ -13,18 +13,42 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from conftest import REPO
 from emotion_recognition_ros.core.model_io import read_metadata
 from ferplus_fixture import write_split
+from training.batches import TrainingArrays, plan_epoch
+from training.distributed import World
 from training.engine import Recipe, create_model
 from training.train import main as train_main
 
 # Weights after 2 epochs agree to this, while training moves them over 100 times as far (asserted below).
 # Observed on the 2-core CPU (2026-12-01): max |difference| 2.4e-7 (float32 rounding), moved 4.9e-3.
 WEIGHT_TOLERANCE = 1e-5
+
+
+# (images, global batch, processes, steps): a last global batch too small to give every process two images is
+# dropped (17 = 8 + 8 + 1 on one process; 19 = 8 + 8 + 3 on two), one big enough is kept (20 = 8 + 8 + 4 on two);
+# weighted: 23 images drawn 0.5 to 2 times are 30 draws = 9 + 9 + 9 + 3 on three processes.
+@pytest.mark.parametrize("n, batch, world_size, steps, weighted",
+                         [(17, 8, 1, 2, False), (19, 8, 2, 2, False), (20, 8, 2, 3, False), (23, 9, 3, 3, True)])
+def test_the_processes_shares_make_up_the_one_process_batches(n: int, batch: int, world_size: int, steps: int,
+                                                              weighted: bool):
+    repeats = np.linspace(0.5, 2.0, n).astype(np.float32) if weighted else None
+    arrays = TrainingArrays(np.zeros((n, 4, 4), np.uint8), np.zeros(n, np.int64), repeats=repeats)
+    single = plan_epoch(arrays, batch, World(), np.random.default_rng(1))
+    shares = [plan_epoch(arrays, batch, World(rank, world_size), np.random.default_rng(1)) for rank in range(world_size)]
+    assert all(len(plan) == steps and plan.key == single.key for plan in shares)
+    for step in range(steps):
+        parts = [plan.order[plan.steps[step][0]:plan.steps[step][1]] for plan in shares]
+        assert min(len(part) for part in parts) >= 2  # never a 1-image BatchNorm batch on any process
+        lo, hi, size = single.steps[step]
+        assert np.array_equal(np.concatenate(parts), single.order[lo:hi]) and size == hi - lo
+        assert all(plan.steps[step][2] == size for plan in shares)
 
 
 def _args(tmp_path: Path) -> list[str]:
