@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from torch import nn
 
 from emotion_recognition_ros.core.device import resolve_device
-from emotion_recognition_ros.core.model_io import save_model
+from emotion_recognition_ros.core.model_io import ModelMetadata, save_model
 
 from .calibration import fit_temperature, reliability
 from .checkpoint import CheckpointError
@@ -119,22 +120,31 @@ def run(inputs: RunData, recipe: Recipe, out: Path, options: FitOptions | None =
 
         train_part, val_part = inputs.parts(recipe)
         on_epoch = _best_so_far_writer(out, inputs, val_part, log, recipe) if val_part is not None else None
+        device = str(resolve_device(str(options.device)))
         start = time.perf_counter()
         model, meta, history = fit(recipe, train_part, val_part, replace(options, log=log, on_epoch=on_epoch))
+        fitted = Fitted(model, meta, history, time.perf_counter() - start)
         meta.training.update({"preset": inputs.preset or "custom",
                               "data": inputs.data_desc or f"{len(inputs.data)} images, classes {inputs.data.class_names}",
-                              "protocol": inputs.protocol(), "train_seconds": round(time.perf_counter() - start, 1),
-                              "seconds_per_epoch": [round(r["seconds"], 1) for r in history],
-                              "device": str(resolve_device(str(options.device)))})
-        return _score_and_save((model, meta, history), inputs, recipe, out, str(resolve_device(str(options.device))))
+                              "protocol": inputs.protocol(), "train_seconds": round(fitted.seconds, 1),
+                              "seconds_per_epoch": [round(r["seconds"], 1) for r in history], "device": device})
+        return _score_and_save(fitted, inputs, recipe, out, device)
 
 
-def _score_and_save(fitted: tuple, inputs: RunData, recipe: Recipe, out: Path, device: str) -> dict:
+@dataclass
+class Fitted:
+    model: nn.Module
+    meta: ModelMetadata
+    history: list[dict]
+    seconds: float
+
+
+def _score_and_save(fitted: Fitted, inputs: RunData, recipe: Recipe, out: Path, device: str) -> dict:
     """Calibrate on validation, score the test part, write the model and every report; the metrics dict."""
-    model, meta, history = fitted
+    model, meta, history = fitted.model, fitted.meta, fitted.history
     _, val_part = inputs.parts(recipe)
     split, protocol = inputs.split, meta.training["protocol"]
-    metrics: dict = {"protocol": protocol, "train_seconds": meta.training["train_seconds"], "history": history,
+    metrics: dict = {"protocol": protocol, "train_seconds": fitted.seconds, "history": history,
                      "world_size": meta.training["world_size"]}
     if val_part is not None:
         meta.temperature = calibrate(model, meta, val_part, device)
