@@ -24,7 +24,8 @@ from emotion_recognition_ros.core.model_io import (MODEL_NAMES, ModelLoadError, 
 from ferplus_fixture import ROWS, write_split
 from training.checkpoint import CheckpointError, has_checkpoint
 from training.data import DatasetError, load_dataset, load_ferplus, load_mixture
-from training.engine import Recipe, create_model, epoch_order, fit, make_metadata, predict_proba, soft_cross_entropy
+from training.batches import epoch_order
+from training.engine import FitOptions, Recipe, create_model, fit, make_metadata, predict_proba, soft_cross_entropy
 from training.evaluate import main as evaluate_main
 from training.presets import get_preset
 from training.temperature import fit_temperature, reliability
@@ -270,25 +271,25 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path: Path
     val = load_ferplus(write_split(tmp_path / "Valid"))
     recipe = tiny_recipe(select="last", augment=replace(get_preset("ferplus").augment, erase=0.5))
 
-    whole, _, whole_history = fit(recipe, train, val, "cpu", seed=3, progress=False, checkpoint_dir=tmp_path / "a")
+    whole, _, whole_history = fit(recipe, train, val, FitOptions("cpu", seed=3, progress=False, checkpoint_dir=tmp_path / "a"))
 
     def interrupt_after_first_epoch(model, meta, row, probs):
         if row["epoch"] == 1:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        fit(recipe, train, val, "cpu", seed=3, progress=False, checkpoint_dir=tmp_path / "b",
-            on_epoch=interrupt_after_first_epoch)
+        fit(recipe, train, val, FitOptions("cpu", seed=3, progress=False, checkpoint_dir=tmp_path / "b",
+                                           on_epoch=interrupt_after_first_epoch))
     assert has_checkpoint(tmp_path / "b")
-    resumed, _, resumed_history = fit(recipe, train, val, "cpu", seed=3, progress=False,
-                                      checkpoint_dir=tmp_path / "b", resume=True)
+    resumed, _, resumed_history = fit(recipe, train, val, FitOptions("cpu", seed=3, progress=False,
+                                                                     checkpoint_dir=tmp_path / "b", resume=True))
     assert [r["train_loss"] for r in resumed_history] == [r["train_loss"] for r in whole_history]
     a, b = whole.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # Resuming with another recipe is refused rather than silently mixing two runs:
     with pytest.raises(CheckpointError, match="another recipe, seed or training set"):
-        fit(replace(recipe, lr=0.5), train, val, "cpu", seed=3, progress=False, checkpoint_dir=tmp_path / "b",
-            resume=True)
+        fit(replace(recipe, lr=0.5), train, val, FitOptions("cpu", seed=3, progress=False,
+                                                            checkpoint_dir=tmp_path / "b", resume=True))
 
 
 def test_train_cli_on_ferplus_writes_best_so_far_calibrated_models(tmp_path: Path, capsys):

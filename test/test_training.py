@@ -20,7 +20,8 @@ from emotion_recognition_ros.core.preprocess import faces_to_batch
 from training.augment import AugmentConfig
 from training.data import DatasetError, load_dataset, load_fer2013, load_folder
 from training.data.splits import random_split, subject_folds, subject_split, subjects_of
-from training.engine import Recipe, create_model, fit, make_metadata, predict_proba, train_one_epoch
+from training.batches import TrainingArrays
+from training.engine import FitOptions, Recipe, Trainer, create_model, fit, make_metadata, predict_proba, train_one_epoch
 from training.evaluate import evaluate_folder, main as evaluate_main
 from training.metrics import score
 
@@ -161,16 +162,16 @@ def test_loss_falls_over_a_few_steps(tree: Path):
     model = create_model(recipe, 3)
     meta = make_metadata(recipe, CLASSES)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    images, rng = data.as_array(48), np.random.default_rng(0)
-    losses = [train_one_epoch(model, optimizer, images, data.labels, meta, recipe, e, rng, torch.device("cpu"))[0]
-              for e in range(6)]
+    arrays, rng = TrainingArrays(data.as_array(48), data.labels), np.random.default_rng(0)
+    trainer = Trainer(model, optimizer, meta, recipe, torch.device("cpu"))
+    losses = [train_one_epoch(trainer, arrays, e, rng)[0] for e in range(6)]
     assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_fit_then_save_load_round_trips_bit_exactly(tree: Path, tmp_path: Path):
     data = load_folder(tree, CLASSES)
     recipe = Recipe(**{**TINY, "augment": AugmentConfig()}, epochs=1, select="last")
-    model, meta, history = fit(recipe, data, None, "cpu", seed=0, progress=False)
+    model, meta, history = fit(recipe, data, None, FitOptions("cpu", seed=0, progress=False))
     assert len(history) == 1 and meta.training["recipe"]["architecture"] == "resnet10t"
     save_model(model, meta, tmp_path / "m")
     loaded, meta2 = load_model(tmp_path / "m.safetensors")

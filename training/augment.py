@@ -61,10 +61,3 @@ def augment_one(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator)
         out = out.copy()
         out[y:y + h, x:x + w] = rng.integers(0, 256, (h, w), dtype=np.uint8)
     return out
-
-
-def augment_batch(images: np.ndarray, cfg: AugmentConfig | None, rng: np.random.Generator) -> np.ndarray:
-    """(N, S, S) uint8 -> (N, S, S) uint8; `cfg=None` returns the images unchanged."""
-    if cfg is None:
-        return images
-    return np.stack([augment_one(image, cfg, rng) for image in images])

@@ -48,6 +48,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed (init order, augmentation, shuffling)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (CUDA trains with AMP)")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV CPU threads")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="data-loading worker processes (default: 0 on the CPU, up to 4 per GPU on CUDA); "
+                             "the trained weights do not depend on it")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs still print per epoch)")
 
 

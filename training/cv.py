@@ -11,8 +11,10 @@ and a pooled confusion matrix PNG.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -22,26 +24,34 @@ from emotion_recognition_ros.core.device import resolve_device
 
 from .cli import add_common, load_training_data, recipe_from_args, set_threads
 from .data import DatasetError, FaceDataset
-from .engine import Recipe, fit
+from .engine import FitOptions, Recipe, fit
 from .evaluate import evaluate_dataset
 from .metrics import score
 from .reports import plot_confusion, write_json
 from .data.splits import subject_split, subjects_of
 
 
-def cross_validate(data: FaceDataset, recipe: Recipe, folds: int = 10, only: Sequence[int] | None = None,
-                   split_seed: int = 0, seed: int = 0, device: str = "auto", out: Path | None = None,
-                   progress: bool = True) -> dict:
+@dataclass
+class CVPlan:
+    folds: int = 10
+    only: Sequence[int] | None = None  # just these folds (None: all)
+    split_seed: int = 0  # StratifiedGroupKFold shuffling seed
+
+
+def cross_validate(data: FaceDataset, recipe: Recipe, plan: CVPlan, options: FitOptions | None = None,
+                   out: Path | None = None) -> dict:
+    options = options or FitOptions()
     needs_val = recipe.select == "best" or recipe.early_stopping > 0
-    device = str(resolve_device(device))
+    device = str(resolve_device(str(options.device)))
+    folds = plan.folds
     results = []
-    for fold in (only if only is not None else range(folds)):
-        split = subject_split(data, folds, fold, split_seed, val=needs_val)
+    for fold in (plan.only if plan.only is not None else range(folds)):
+        split = subject_split(data, folds, fold, plan.split_seed, val=needs_val)
         assert not subjects_of(data, split.train) & subjects_of(data, split.test)
         start = time.perf_counter()
-        model, meta, history = fit(recipe, data.subset(split.train),
-                                   data.subset(split.val) if needs_val else None, device, seed,
-                                   progress=progress, log=None if progress else _log_epoch(fold))
+        model, meta, history = fit(recipe, data.subset(split.train), data.subset(split.val) if needs_val else None,
+                                   replace(options, device=device,
+                                           log=None if options.progress else _log_epoch(fold)))
         test_part = data.subset(split.test)
         scores = evaluate_dataset(model, meta, test_part, device, recipe.tta_flip)
         # The other TTA setting costs one more pass over ~70 faces: record it, it is a free ablation row.
@@ -63,12 +73,12 @@ def cross_validate(data: FaceDataset, recipe: Recipe, folds: int = 10, only: Seq
     other_key = "accuracy_no_tta" if recipe.tta_flip else "accuracy_tta"
     other_accs = np.array([r[other_key] for r in results])
     summary = {"protocol": f"subject-independent {folds}-fold CV (StratifiedGroupKFold by subject, "
-                           f"split seed {split_seed}), folds {[r['fold'] for r in results]}",
+                           f"split seed {plan.split_seed}), folds {[r['fold'] for r in results]}",
                "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
                f"{other_key}_mean": float(other_accs.mean()),
                f"{other_key}_std": float(other_accs.std(ddof=1)) if len(accs) > 1 else 0.0,
                "macro_f1_mean": float(np.mean([r["macro_f1"] for r in results])),
-               "pooled": pooled, "folds": results, "recipe": recipe.to_dict(), "seed": seed,
+               "pooled": pooled, "folds": results, "recipe": recipe.to_dict(), "seed": options.seed,
                "seconds": float(sum(r["seconds"] for r in results))}
     if out is not None:
         write_json(out / "cv.json", summary)
@@ -94,10 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     set_threads(args.threads)
     try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("training.cv runs in one process (under torchrun every process would write the same "
+                             "files); run folds side by side as separate commands with --only-folds")
         recipe = recipe_from_args(args)
         data = load_training_data(args, recipe)
-        summary = cross_validate(data, recipe, args.folds, args.only_folds, args.split_seed, args.seed,
-                                 args.device, args.out, not args.no_progress)
+        summary = cross_validate(data, recipe, CVPlan(args.folds, args.only_folds, args.split_seed),
+                                 FitOptions(args.device, args.seed, not args.no_progress, workers=args.workers),
+                                 args.out)
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,15 +13,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from emotion_recognition_ros.core.device import resolve_device
 from emotion_recognition_ros.core.model_io import ModelMetadata, build_model, load_model, resolve_model
-from emotion_recognition_ros.core.preprocess import faces_to_batch
+from emotion_recognition_ros.core.preprocess import faces_to_batch, normalize
 
-from .augment import AugmentConfig, augment_batch
+from .augment import AugmentConfig
+from .batches import DROPOUT, MIXUP, EpochBatches, EpochPlan, TrainingArrays, default_workers, epoch_loader, plan_epoch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import FaceDataset
+from .distributed import World, broadcast_from_main, current_world, sum_across
 from .pretrained import LITE_MEAN, LITE_STD, load_imagenet
 
 
@@ -104,11 +107,6 @@ def load_backbone(model: nn.Module, source: str, architecture: str) -> nn.Module
     return model
 
 
-def to_input(small: np.ndarray, meta: ModelMetadata) -> torch.Tensor:
-    """(N, s, s) uint8 source-size faces -> network batch, through the same preprocess as the node."""
-    return faces_to_batch(list(small), meta)
-
-
 @torch.no_grad()
 def predict_proba(model: nn.Module, meta: ModelMetadata, faces: Sequence[np.ndarray], device: str | torch.device = "cpu",
                   batch_size: int = 128, tta_flip: bool = False) -> np.ndarray:
@@ -150,15 +148,6 @@ def _lr_factor(recipe: Recipe, epoch: int, step: float) -> float:
     return 1.0
 
 
-def epoch_order(n: int, rng: np.random.Generator, repeats: np.ndarray | None = None) -> np.ndarray:
-    """Shuffled sample indices for one epoch; `repeats` (per sample, from dataset weights) = expected draws."""
-    if repeats is None:
-        return rng.permutation(n)
-    whole = np.floor(repeats).astype(np.int64)
-    extra = rng.random(n) < (repeats - whole)
-    return rng.permutation(np.repeat(np.arange(n), whole + extra))
-
-
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy against target distributions (FER+ votes); equals F.cross_entropy for one-hot targets."""
     if smoothing:
@@ -187,57 +176,119 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: np.ndarray, labels: np.ndarray,
-                    meta: ModelMetadata, recipe: Recipe, epoch: int, rng: np.random.Generator,
-                    device: torch.device, scaler: torch.amp.GradScaler | None = None,
-                    base_lrs: list[float] | None = None, targets: np.ndarray | None = None,
-                    repeats: np.ndarray | None = None, progress: StepProgress | None = None) -> tuple[float, float]:
-    """One pass over shuffled (augmented) data; returns (mean loss, accuracy on the augmented data).
+@dataclass
+class FitOptions:
+    """How a fit runs, as opposed to what it learns (the Recipe). Only `seed` changes the trained weights.
 
-    `targets` (N, C) switches to soft-target cross-entropy; `repeats` draws each sample that many times.
+    With `checkpoint_dir` the full training state is saved there after every epoch (by rank 0 alone) and
+    `resume=True` continues from it exactly. `log_every` > 0 logs a progress line with ETA every that many steps.
+    `on_epoch(model, meta, row, val_probs)` runs after each epoch (e.g. to save the best model so far).
+    `workers` loader processes prepare the batches (None: 0 on the CPU, a few per GPU).
     """
-    model.train()
-    order = epoch_order(len(images), rng, repeats)
-    n_batches = max(1, math.ceil(len(order) / recipe.batch_size))
-    if len(order) % recipe.batch_size == 1 and n_batches > 1:
-        n_batches -= 1  # a 1-image batch breaks BatchNorm; drop that lone image this epoch
+
+    device: str | torch.device = "cpu"
+    seed: int = 0
+    progress: bool = True
+    log: Callable[[str], None] | None = None
+    checkpoint_dir: str | Path | None = None
+    resume: bool = False
+    log_every: int = 0
+    on_epoch: Callable[[nn.Module, ModelMetadata, dict, np.ndarray | None], None] | None = None
+    workers: int | None = None
+
+
+@dataclass
+class Trainer:
+    """What a training step uses besides the data: the network, its optimizer, schedule and place in the world."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    meta: ModelMetadata
+    recipe: Recipe
+    device: torch.device
+    scaler: torch.amp.GradScaler | None = None  # CUDA's mixed precision
+    base_lrs: list[float] | None = None  # per-step LR schedule from these; None = the optimizer's LR stays
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+    progress: StepProgress | None = None
+    world: World = field(default_factory=World)
+    workers: int = 0
+    network: nn.Module | None = None  # what the forward pass calls: `model`, or its DDP wrapper under torchrun
+
+    def __post_init__(self) -> None:
+        self.network = self.network or self.model
+
+
+def make_trainer(recipe: Recipe, class_names: Sequence[str], options: FitOptions) -> Trainer:
+    device, world = resolve_device(str(options.device)), current_world()
+    # channels_last: ~1.5-2x faster convolutions on CPU (oneDNN) and tensor cores alike; numerics unchanged.
+    model = create_model(recipe, len(class_names)).to(device, memory_format=torch.channels_last)
+    optimizer = _optimizer(model, recipe)
+    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=recipe.plateau_factor,
+                                                          patience=recipe.plateau_patience)
+               if recipe.schedule == "plateau" else None)
+    network = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+               if world.size > 1 else model)
+    return Trainer(model, optimizer, make_metadata(recipe, class_names), recipe, device,
+                   scaler=torch.amp.GradScaler("cuda") if device.type == "cuda" else None,
+                   base_lrs=[g["lr"] for g in optimizer.param_groups], plateau=plateau,
+                   progress=StepProgress(options.log, options.log_every, recipe.epochs), world=world,
+                   workers=default_workers(device) if options.workers is None else options.workers, network=network)
+
+
+def train_one_epoch(trainer: Trainer, arrays: TrainingArrays, epoch: int, rng: np.random.Generator
+                    ) -> tuple[float, float]:
+    """One pass over shuffled (augmented) data; returns (mean loss, accuracy on the augmented data) over every
+    process. Soft `arrays.targets` train with soft-target cross-entropy; `arrays.repeats` sets per-sample draws."""
+    trainer.model.train()
+    plan = plan_epoch(arrays, trainer.recipe.batch_size, trainer.world, rng)
+    torch.manual_seed(plan.torch_seed(DROPOUT, trainer.world.rank))  # a stream per epoch and process
+    batches = epoch_loader(EpochBatches(arrays, plan, trainer.recipe.augment, trainer.meta), trainer.workers,
+                           pin_memory=trainer.device.type == "cuda")
     total_loss, correct, seen = 0.0, 0, 0
-    use_amp = device.type == "cuda"
     started = time.perf_counter()
-    for b in range(n_batches):
-        idx = order[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-        if base_lrs is not None and recipe.schedule != "plateau":
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * _lr_factor(recipe, epoch, b / n_batches)
-        x = to_input(augment_batch(images[idx], recipe.augment, rng), meta).to(
-            device, memory_format=torch.channels_last)
-        y = torch.as_tensor(labels[idx], device=device)
-        t = torch.as_tensor(targets[idx], device=device) if targets is not None else None
-        lam, perm = 1.0, None
-        if recipe.mixup > 0:
-            lam = float(rng.beta(recipe.mixup, recipe.mixup))
-            perm = torch.as_tensor(rng.permutation(len(idx)), device=device)
-            x = lam * x + (1 - lam) * x[perm]
-        with torch.autocast(device.type, enabled=use_amp):
-            logits = model(x)
-            loss = _loss(logits.float(), y, t, recipe.label_smoothing)
-            if perm is not None:
-                loss = lam * loss + (1 - lam) * _loss(logits.float(), y[perm], None if t is None else t[perm],
-                                                      recipe.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        total_loss += loss.item() * len(idx)
-        correct += int((logits.argmax(1) == y).sum())
-        seen += len(idx)
-        if progress is not None:
-            progress(epoch, b + 1, n_batches, total_loss / seen, started)
+    for step, batch in enumerate(batches):
+        if trainer.base_lrs is not None and trainer.recipe.schedule != "plateau":
+            for group, base in zip(trainer.optimizer.param_groups, trainer.base_lrs):
+                group["lr"] = base * _lr_factor(trainer.recipe, epoch, step / len(plan))
+        loss, hits = train_step(trainer, batch, plan, step)
+        total_loss += loss * len(batch[1])
+        correct += hits
+        seen += len(batch[1])
+        if trainer.progress is not None:
+            trainer.progress(epoch, step + 1, len(plan), total_loss / seen, started)
+    total_loss, correct, seen = sum_across([total_loss, correct, seen], trainer.world, trainer.device)
     return total_loss / seen, correct / seen
+
+
+def train_step(trainer: Trainer, batch: tuple, plan: EpochPlan, step: int) -> tuple[float, int]:
+    """One optimizer step on this process's share of a global batch; returns (its mean loss, its correct count)."""
+    recipe, device = trainer.recipe, trainer.device
+    gray, y, t, global_size = batch
+    x = normalize(gray.to(device, non_blocking=True), trainer.meta).contiguous(memory_format=torch.channels_last)
+    y = y.to(device, non_blocking=True)
+    t = t.to(device, non_blocking=True) if t is not None else None
+    lam, perm = 1.0, None
+    if recipe.mixup > 0:  # one mixing weight per global batch; partners from the same process
+        lam = float(plan.rng(MIXUP, step).beta(recipe.mixup, recipe.mixup))
+        perm = torch.as_tensor(plan.rng(MIXUP, step, trainer.world.rank).permutation(len(y)), device=device)
+        x = lam * x + (1 - lam) * x[perm]
+    with torch.autocast(device.type, enabled=device.type == "cuda"):
+        logits = trainer.network(x)
+        loss = _loss(logits.float(), y, t, recipe.label_smoothing)
+        if perm is not None:
+            loss = lam * loss + (1 - lam) * _loss(logits.float(), y[perm], None if t is None else t[perm],
+                                                  recipe.label_smoothing)
+    # DDP averages the processes' gradients; weighting each by its share makes that the global batch's mean.
+    objective = loss * (len(y) * trainer.world.size / global_size) if trainer.world.size > 1 else loss
+    trainer.optimizer.zero_grad(set_to_none=True)
+    if trainer.scaler is not None:
+        trainer.scaler.scale(objective).backward()
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+    else:
+        objective.backward()
+        trainer.optimizer.step()
+    return loss.item(), int((logits.argmax(1) == y).sum())
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, smoothing: float) -> torch.Tensor:
@@ -255,85 +306,114 @@ def evaluate_arrays(model: nn.Module, meta: ModelMetadata, images: np.ndarray, l
     return loss, float((probs.argmax(1) == labels).mean()), probs
 
 
-def fit(recipe: Recipe, train: FaceDataset, val: FaceDataset | None = None, device: str | torch.device = "cpu",
-        seed: int = 0, progress: bool = True, log: Callable[[str], None] | None = None,
-        checkpoint_dir: str | Path | None = None, resume: bool = False, log_every: int = 0,
-        on_epoch: Callable[[nn.Module, ModelMetadata, dict, np.ndarray | None], None] | None = None
+@dataclass
+class Selection:
+    """The run so far: per-epoch history and the validation-driven choice (best epoch, its weights, staleness)."""
+
+    history: list[dict] = field(default_factory=list)
+    best_acc: float = -1.0
+    best_epoch: int = -1
+    stale: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def record(self, row: dict, model: nn.Module, keep_best: bool) -> None:
+        """Mark whether this epoch improved validation accuracy and remember its weights if `keep_best`."""
+        row["improved"] = row["val_acc"] > self.best_acc
+        if row["improved"]:
+            self.best_acc, self.best_epoch, self.stale = row["val_acc"], row["epoch"], 0
+            if keep_best:
+                self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.stale += 1
+
+    def progress(self) -> dict:
+        return {"history": self.history, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                "stale": self.stale}
+
+
+def fit(recipe: Recipe, train: FaceDataset, val: FaceDataset | None = None, options: FitOptions | None = None
         ) -> tuple[nn.Module, ModelMetadata, list[dict]]:
     """Train a model on `train`; `val` drives early stopping / best-checkpoint selection when given.
 
-    With `checkpoint_dir`, the full training state is saved there after every epoch, and `resume=True`
-    continues from it exactly (same result as an uninterrupted run). `log_every` > 0 logs a progress line with
-    ETA every that many steps. `on_epoch(model, meta, row, val_probs)` runs after each epoch (e.g. to save the
-    best model so far). Soft targets (`train.targets`) train with soft-target cross-entropy; `train.repeats`
-    sets per-sample draws per epoch (dataset weights).
-
+    Under torchrun (a joined process group) every process trains on its share of each global batch of
+    `recipe.batch_size`, rank 0 validates and shares the decision, and only rank 0 checkpoints.
     Returns the selected model (eval mode), its metadata (without metrics) and the per-epoch history.
     """
-    device = resolve_device(str(device))
+    options = options or FitOptions()
     if recipe.select == "best" and val is None:
         raise ValueError("select='best' needs validation data (use select='last' to train on everything)")
-    rng = seed_everything(seed)
-    meta = make_metadata(recipe, train.class_names)
-    # channels_last: ~1.5-2x faster convolutions on CPU (oneDNN) and tensor cores alike; numerics unchanged.
-    model = create_model(recipe, len(train.class_names)).to(device, memory_format=torch.channels_last)
-    optimizer = _optimizer(model, recipe)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=recipe.plateau_factor,
-                                                          patience=recipe.plateau_patience)
-               if recipe.schedule == "plateau" else None)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
-    x_train = train.as_array(recipe.source_size)
+    rng = seed_everything(options.seed)
+    trainer = make_trainer(recipe, train.class_names, options)
+    arrays = TrainingArrays.from_dataset(train, recipe.source_size)
     x_val = val.as_array(recipe.source_size) if val is not None else None
-    history: list[dict] = []
-    best_acc, best_state, best_epoch, stale = -1.0, None, -1, 0
-    if resume:
-        if checkpoint_dir is None:
-            raise ValueError("resume needs a checkpoint folder")
-        state, best_state = load_checkpoint(checkpoint_dir, model, optimizer, rng, plateau)
-        if state["recipe"] != json.loads(json.dumps(recipe.to_dict())) or state["seed"] != seed or state["n_train"] != len(train):
-            raise CheckpointError(f"{checkpoint_dir}: the checkpoint was written by another recipe, seed or "
-                                  "training set; resume with the same command (see COMMAND.txt) or start afresh")
-        history, best_acc, best_epoch, stale = state["history"], state["best_acc"], state["best_epoch"], state["stale"]
-        if log:
-            log(f"resumed from {checkpoint_dir} after epoch {len(history)} of {recipe.epochs}")
-    steps = StepProgress(log, log_every, recipe.epochs)
-    targets = train.targets.astype(np.float32) if train.targets is not None else None
-    bar = tqdm(range(len(history), recipe.epochs), desc="epochs", disable=not progress, dynamic_ncols=True,
-               initial=len(history), total=recipe.epochs)
+    run = Selection()
+    if options.resume:
+        _resume(trainer, rng, run, options, len(train))
+    bar = tqdm(range(len(run.history), recipe.epochs), desc="epochs", dynamic_ncols=True, initial=len(run.history),
+               total=recipe.epochs, disable=not (options.progress and trainer.world.is_main))
     for epoch in bar:
-        if recipe.early_stopping and x_val is not None and stale >= recipe.early_stopping:
+        if recipe.early_stopping and x_val is not None and run.stale >= recipe.early_stopping:
             break
         start = time.perf_counter()
-        loss, acc = train_one_epoch(model, optimizer, x_train, train.labels, meta, recipe, epoch, rng, device,
-                                    scaler, base_lrs, targets, train.repeats, steps)
-        row = {"epoch": epoch + 1, "train_loss": loss, "train_acc": acc, "lr": optimizer.param_groups[0]["lr"]}
+        loss, acc = train_one_epoch(trainer, arrays, epoch, rng)
+        row = {"epoch": epoch + 1, "train_loss": loss, "train_acc": acc, "lr": trainer.optimizer.param_groups[0]["lr"]}
         val_probs = None
         if x_val is not None:
-            row["val_loss"], row["val_acc"], val_probs = evaluate_arrays(model, meta, x_val, val.labels, device,
-                                                                         recipe.tta_flip)
-            if plateau is not None:
-                plateau.step(row["val_loss"])
-            row["improved"] = row["val_acc"] > best_acc
-            if row["improved"]:
-                best_acc, best_epoch, stale = row["val_acc"], epoch + 1, 0
-                if recipe.select == "best":
-                    best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
+            val_probs = _validate(trainer, x_val, val.labels, row)
+            run.record(row, trainer.model, keep_best=recipe.select == "best")
         row["seconds"] = time.perf_counter() - start
-        history.append(row)
+        run.history.append(row)
         bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_acc")})
-        if log:
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, model, optimizer, rng,
-                            {"recipe": recipe.to_dict(), "seed": seed, "n_train": len(train), "history": history,
-                             "best_acc": best_acc, "best_epoch": best_epoch, "stale": stale}, plateau, best_state)
-        if on_epoch is not None:
-            on_epoch(model, meta, row, val_probs)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    meta.training = {"recipe": recipe.to_dict(), "seed": seed, "epochs_run": len(history),
-                     "selected_epoch": best_epoch if recipe.select == "best" else len(history)}
-    return model.eval().to(memory_format=torch.contiguous_format), meta, history
+        if options.log:
+            options.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if options.checkpoint_dir is not None and trainer.world.is_main:
+            save_checkpoint(options.checkpoint_dir, trainer.model, trainer.optimizer, rng,
+                            {"recipe": recipe.to_dict(), "seed": options.seed, "n_train": len(train),
+                             "world_size": trainer.world.size, **run.progress()}, trainer.plateau, run.best_state)
+        if options.on_epoch is not None:
+            options.on_epoch(trainer.model, trainer.meta, row, val_probs)
+    return _selected(trainer, run, options.seed)
+
+
+def _resume(trainer: Trainer, rng: np.random.Generator, run: Selection, options: FitOptions, n_train: int) -> None:
+    if options.checkpoint_dir is None:
+        raise ValueError("resume needs a checkpoint folder")
+    state, run.best_state = load_checkpoint(options.checkpoint_dir, trainer.model, trainer.optimizer, rng,
+                                            trainer.plateau)
+    recipe = json.loads(json.dumps(trainer.recipe.to_dict()))
+    if state["recipe"] != recipe or state["seed"] != options.seed or state["n_train"] != n_train:
+        raise CheckpointError(f"{options.checkpoint_dir}: the checkpoint was written by another recipe, seed or "
+                              "training set; resume with the same command (see COMMAND.txt) or start afresh")
+    run.history, run.best_acc, run.best_epoch, run.stale = (state["history"], state["best_acc"],
+                                                            state["best_epoch"], state["stale"])
+    if options.log:
+        written_by = state.get("world_size", 1)
+        note = "" if written_by == trainer.world.size else (
+            f" (written by {written_by} processes, continued by {trainer.world.size}: the same global batches, "
+            "per-process dropout and BatchNorm statistics differ)")
+        options.log(f"resumed from {options.checkpoint_dir} after epoch {len(run.history)} of "
+                    f"{trainer.recipe.epochs}{note}")
+
+
+def _validate(trainer: Trainer, x_val: np.ndarray, labels: np.ndarray, row: dict) -> np.ndarray | None:
+    """Rank 0 scores the whole validation set and every process gets its loss and accuracy, so selection, early
+    stopping and the plateau schedule decide alike everywhere. Returns the probabilities (rank 0; else None)."""
+    probs, scores = None, None
+    if trainer.world.is_main:
+        loss, acc, probs = evaluate_arrays(trainer.model, trainer.meta, x_val, labels, trainer.device,
+                                           trainer.recipe.tta_flip)
+        scores = (loss, acc)
+    row["val_loss"], row["val_acc"] = broadcast_from_main(scores, trainer.world)
+    if trainer.plateau is not None:
+        trainer.plateau.step(row["val_loss"])
+    return probs
+
+
+def _selected(trainer: Trainer, run: Selection, seed: int) -> tuple[nn.Module, ModelMetadata, list[dict]]:
+    if run.best_state is not None:
+        trainer.model.load_state_dict(run.best_state)
+    recipe = trainer.recipe
+    trainer.meta.training = {"recipe": recipe.to_dict(), "seed": seed, "epochs_run": len(run.history),
+                             "selected_epoch": run.best_epoch if recipe.select == "best" else len(run.history),
+                             "world_size": trainer.world.size}
+    return trainer.model.eval().to(memory_format=torch.contiguous_format), trainer.meta, run.history

@@ -19,33 +19,44 @@ import copy
 import shlex
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from torch import nn
 
 from emotion_recognition_ros.core.device import resolve_device
-from emotion_recognition_ros.core.model_io import save_model
+from emotion_recognition_ros.core.model_io import ModelMetadata, save_model
 
 from .temperature import fit_temperature, reliability
 from .checkpoint import CheckpointError
 from .cli import add_common, describe_data, load_training_data, recipe_from_args, resolve_classes, set_threads
 from .data import DatasetError, FaceDataset, load_dataset
-from .engine import Recipe, fit, predict_proba
+from .distributed import World, close_world, current_world, init_world
+from .engine import FitOptions, Recipe, fit, predict_proba
 from .evaluate import evaluate_dataset
 from .reports import model_card, plot_confusion, plot_curves, write_json
 from .data.splits import Split, random_split, subject_split
 
 
-def make_split(data: FaceDataset, kind: str, split_seed: int | None, folds: int, fold: int,
-               stratify: bool, need_val: bool) -> Split | None:
-    if kind == "random":
-        return random_split(len(data), data.labels, 3 if split_seed is None else split_seed, stratify)
-    if kind == "subject":
-        return subject_split(data, folds, fold, 0 if split_seed is None else split_seed, val=need_val)
-    if kind == "none":
+@dataclass
+class SplitSpec:
+    kind: str = "random"  # random | subject | none
+    seed: int | None = None  # random: train_test_split random_state (study: 3); subject: fold shuffling (0)
+    folds: int = 10
+    fold: int = 0
+    stratify: bool = False
+
+
+def make_split(data: FaceDataset, spec: SplitSpec, need_val: bool) -> Split | None:
+    if spec.kind == "random":
+        return random_split(len(data), data.labels, 3 if spec.seed is None else spec.seed, spec.stratify)
+    if spec.kind == "subject":
+        return subject_split(data, spec.folds, spec.fold, 0 if spec.seed is None else spec.seed, val=need_val)
+    if spec.kind == "none":
         return None
-    raise ValueError(f"unknown split '{kind}' (random, subject, none)")
+    raise ValueError(f"unknown split '{spec.kind}' (random, subject, none)")
 
 
 def describe_protocol(split: Split | None, data: FaceDataset, val_desc: str = "") -> str:
@@ -61,47 +72,85 @@ def describe_protocol(split: Split | None, data: FaceDataset, val_desc: str = ""
     return text
 
 
-def run(data: FaceDataset, recipe: Recipe, split: Split | None, out: Path, device: str = "auto", seed: int = 0,
-        progress: bool = True, data_desc: str = "", val_data: FaceDataset | None = None, val_desc: str = "",
-        resume: bool = False, log_every: int = 0, preset: str = "") -> dict:
+@dataclass
+class RunData:
+    """What one run trains and scores on, and how its reports describe it."""
+
+    data: FaceDataset
+    split: Split | None = None  # None: train on all of `data`
+    val_data: FaceDataset | None = None  # the validation set when there is no split (e.g. FER+ Valid)
+    data_desc: str = ""
+    val_desc: str = ""
+    preset: str = ""  # the recipe's preset name, for the metadata
+
+    def parts(self, recipe: Recipe) -> tuple[FaceDataset, FaceDataset | None]:
+        """(training part, validation part or None) for this recipe."""
+        needs_val = recipe.select == "best" or recipe.early_stopping > 0
+        split = self.split
+        train = self.data if split is None else self.data.subset(split.train)
+        val = self.val_data if self.val_data is not None else (
+            self.data.subset(split.val) if split is not None and len(split.val) and needs_val else None)
+        if needs_val and val is None:
+            raise ValueError("this recipe selects/stops on validation accuracy but the split has no validation "
+                             "part (use --select last --early-stopping 0 with --split none, or give --val-data)")
+        return train, val
+
+    def protocol(self) -> str:
+        return describe_protocol(self.split, self.data, self.val_desc if self.val_data is not None else "")
+
+
+def run(inputs: RunData, recipe: Recipe, out: Path, options: FitOptions | None = None) -> dict:
     """Train, select, score on the test part, save model + reports under `out`. Returns the metrics dict.
 
-    `val_data` (e.g. FER+ Valid) is the validation set when there is no split; it selects the model and fits
-    its temperature. Every epoch is checkpointed under `out` (`resume=True` continues from there).
+    `inputs.val_data` (e.g. FER+ Valid) is the validation set when there is no split; it selects the model and
+    fits its temperature. Every epoch is checkpointed under `out` (`options.resume` continues from there).
+    Under torchrun every process trains; rank 0 alone writes `out` and returns the metrics (others: {}).
     """
+    options = replace(options or FitOptions(), checkpoint_dir=out)
+    if not current_world().is_main:
+        fit(recipe, *inputs.parts(recipe), replace(options, log=None, on_epoch=None))
+        return {}
     out.mkdir(parents=True, exist_ok=True)
-    log_file = open(out / "train.log", "a")
+    with open(out / "train.log", "a") as log_file:
+        def log(line: str) -> None:
+            log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            log_file.flush()
+            if not options.progress:
+                print(line, flush=True)
 
-    def log(line: str) -> None:
-        log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        log_file.flush()
-        if not progress:
-            print(line, flush=True)
+        train_part, val_part = inputs.parts(recipe)
+        on_epoch = _best_so_far_writer(out, inputs, val_part, log, recipe) if val_part is not None else None
+        device = str(resolve_device(str(options.device)))
+        start = time.perf_counter()
+        model, meta, history = fit(recipe, train_part, val_part, replace(options, log=log, on_epoch=on_epoch))
+        fitted = Fitted(model, meta, history, time.perf_counter() - start)
+        meta.training.update({"preset": inputs.preset or "custom",
+                              "data": inputs.data_desc or f"{len(inputs.data)} images, classes {inputs.data.class_names}",
+                              "protocol": inputs.protocol(), "train_seconds": round(fitted.seconds, 1),
+                              "seconds_per_epoch": [round(r["seconds"], 1) for r in history], "device": device})
+        return _score_and_save(fitted, inputs, recipe, out, device)
 
-    needs_val = recipe.select == "best" or recipe.early_stopping > 0
-    train_part = data if split is None else data.subset(split.train)
-    val_part = val_data if val_data is not None else (
-        data.subset(split.val) if split is not None and len(split.val) and needs_val else None)
-    if needs_val and val_part is None:
-        raise ValueError("this recipe selects/stops on validation accuracy but the split has no validation part "
-                         "(use --select last --early-stopping 0 with --split none, or give --val-data)")
-    protocol = describe_protocol(split, data, val_desc if val_data is not None else "")
-    on_epoch = _best_so_far_writer(out, protocol, val_part, log, recipe, preset) if val_part is not None else None
-    start = time.perf_counter()
-    model, meta, history = fit(recipe, train_part, val_part, device, seed, progress, log, checkpoint_dir=out,
-                               resume=resume, log_every=log_every, on_epoch=on_epoch)
-    seconds = time.perf_counter() - start
-    meta.training.update({"preset": preset or "custom",
-                          "data": data_desc or f"{len(data)} images, classes {data.class_names}",
-                          "protocol": protocol, "train_seconds": round(seconds, 1),
-                          "seconds_per_epoch": [round(r["seconds"], 1) for r in history],
-                          "device": str(resolve_device(device))})
-    metrics: dict = {"protocol": protocol, "train_seconds": seconds, "history": history}
+
+@dataclass
+class Fitted:
+    model: nn.Module
+    meta: ModelMetadata
+    history: list[dict]
+    seconds: float
+
+
+def _score_and_save(fitted: Fitted, inputs: RunData, recipe: Recipe, out: Path, device: str) -> dict:
+    """Calibrate on validation, score the test part, write the model and every report; the metrics dict."""
+    model, meta, history = fitted.model, fitted.meta, fitted.history
+    _, val_part = inputs.parts(recipe)
+    split, protocol = inputs.split, meta.training["protocol"]
+    metrics: dict = {"protocol": protocol, "train_seconds": fitted.seconds, "history": history,
+                     "world_size": meta.training["world_size"]}
     if val_part is not None:
-        meta.temperature = calibrate(model, meta, val_part, str(resolve_device(device)))
-        metrics["val"] = evaluate_dataset(model, meta, val_part, str(resolve_device(device)), recipe.tta_flip)
+        meta.temperature = calibrate(model, meta, val_part, device)
+        metrics["val"] = evaluate_dataset(model, meta, val_part, device, recipe.tta_flip)
     if split is not None and len(split.test):
-        test = evaluate_dataset(model, meta, data.subset(split.test), str(resolve_device(device)), recipe.tta_flip)
+        test = evaluate_dataset(model, meta, inputs.data.subset(split.test), device, recipe.tta_flip)
         test["protocol"] = protocol
         metrics["test"] = test
         meta.metrics = {"test": {k: test[k] for k in ("accuracy", "macro_f1", "n", "protocol")}}
@@ -110,14 +159,13 @@ def run(data: FaceDataset, recipe: Recipe, split: Split | None, out: Path, devic
     if "val" in metrics:
         meta.metrics["val"] = {**{k: metrics["val"][k] for k in ("accuracy", "macro_f1", "n")},
                                "ece": metrics["val"]["calibration"]["ece"],
-                               "protocol": f"validation: {val_desc or 'held-out part of the split'}"}
+                               "protocol": f"validation: {inputs.val_desc or 'held-out part of the split'}"}
     save_model(model, meta, out / "model")
     metrics["model_id"] = meta.model_id
     metrics["recipe"] = recipe.to_dict()
     write_json(out / "metrics.json", metrics)
     plot_curves(history, out / "curves.png", f"{recipe.architecture} @{recipe.input_size}px — {protocol[:60]}")
     model_card(meta, out / "model_card.md")
-    log_file.close()
     return metrics
 
 
@@ -129,9 +177,11 @@ def calibrate(model, meta, val: FaceDataset, device: str = "cpu") -> float:
     return fit_temperature(np.log(np.clip(probs, 1e-12, None)), val.labels)
 
 
-def _best_so_far_writer(out: Path, protocol: str, val: FaceDataset, log, recipe: Recipe, preset: str = ""):
+def _best_so_far_writer(out: Path, inputs: RunData, val: FaceDataset, log, recipe: Recipe):
     """on_epoch callback: after an epoch that improved validation accuracy, save it as out/best/model.*
     (fp16 + JSON, temperature fitted on the validation set), so a usable model exists before the end."""
+
+    protocol = inputs.protocol()
 
     def on_epoch(model, meta, row, val_probs) -> None:
         if not row.get("improved") or val_probs is None:
@@ -141,7 +191,8 @@ def _best_so_far_writer(out: Path, protocol: str, val: FaceDataset, log, recipe:
         snapshot.temperature = fit_temperature(log_probs, val.labels)
         tempered = np.exp(log_probs / snapshot.temperature)
         tempered /= tempered.sum(1, keepdims=True)
-        snapshot.training = {"preset": preset or "custom", "recipe": recipe.to_dict(), "protocol": protocol, "epoch": row["epoch"],
+        snapshot.training = {"preset": inputs.preset or "custom", "recipe": recipe.to_dict(), "protocol": protocol,
+                             "epoch": row["epoch"], "world_size": current_world().size,
                              "note": "best validation accuracy so far, written during training"}
         snapshot.metrics = {"val": {"accuracy": row["val_acc"], "n": len(val),
                                     "ece": reliability(tempered, val.labels)["ece"],
@@ -151,6 +202,28 @@ def _best_so_far_writer(out: Path, protocol: str, val: FaceDataset, log, recipe:
             f"{snapshot.temperature:.3f}) -> {out / 'best' / 'model.safetensors'}")
 
     return on_epoch
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str] | None, world: World, device) -> tuple[dict, Path]:
+    recipe = recipe_from_args(args)
+    data = load_training_data(args, recipe)
+    needs_val = (recipe.select == "best" or recipe.early_stopping > 0) and args.val_data is None
+    split = make_split(data, SplitSpec(args.split, args.split_seed, args.folds, args.fold, args.stratify), needs_val)
+    val_data = load_dataset(args.val_data, resolve_classes(args), "majority") if args.val_data else None
+    val_desc = f"{args.val_data} ({len(val_data)} images, majority labels)" if val_data is not None else ""
+    out = args.out or Path("runs") / f"{args.preset}_{args.split}"
+    if world.is_main:
+        print(f"data: {describe_data(args, data)}")
+        print(f"protocol: {describe_protocol(split, data, val_desc)}")
+        out.mkdir(parents=True, exist_ok=True)
+        processes = f" ({world.size} processes)" if world.size > 1 else ""
+        with open(out / "train.log", "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} command{processes}: python -m training.train "
+                     f"{shlex.join(sys.argv[1:] if argv is None else list(argv))}\n")
+    inputs = RunData(data, split, val_data, describe_data(args, data), val_desc, args.preset)
+    options = FitOptions(str(device), args.seed, not args.no_progress, resume=args.resume, log_every=args.log_every,
+                         workers=args.workers)
+    return run(inputs, recipe, out, options), out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,24 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     set_threads(args.threads)
     try:
-        recipe = recipe_from_args(args)
-        data = load_training_data(args, recipe)
-        needs_val = (recipe.select == "best" or recipe.early_stopping > 0) and args.val_data is None
-        split = make_split(data, args.split, args.split_seed, args.folds, args.fold, args.stratify, needs_val)
-        val_data = load_dataset(args.val_data, resolve_classes(args), "majority") if args.val_data else None
-        val_desc = f"{args.val_data} ({len(val_data)} images, majority labels)" if val_data is not None else ""
-        out = args.out or Path("runs") / f"{args.preset}_{args.split}"
-        print(f"data: {describe_data(args, data)}")
-        print(f"protocol: {describe_protocol(split, data, val_desc)}")
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "train.log", "a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} command: python -m training.train "
-                     f"{shlex.join(sys.argv[1:] if argv is None else list(argv))}\n")
-        metrics = run(data, recipe, split, out, args.device, args.seed, not args.no_progress,
-                      describe_data(args, data), val_data, val_desc, args.resume, args.log_every, args.preset)
+        world, device = init_world(args.device)
+        metrics, out = _train(args, argv, world, device)
     except (DatasetError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        close_world()
+    if not world.is_main:
+        return 0
     if "test" in metrics:
         print(f"test accuracy {metrics['test']['accuracy']:.4f} macro-F1 {metrics['test']['macro_f1']:.4f} "
               f"(n={metrics['test']['n']})")
