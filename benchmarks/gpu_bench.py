@@ -133,7 +133,7 @@ def time_variant(process: Callable, reset: Callable, frames: list[np.ndarray], r
 
 
 def time_detectors(frames: list[np.ndarray], device: torch.device, timer: Timer, repeats: int) -> dict:
-    from emotion_recognition_ros.core.detection.agreement import Agreement
+    from benchmarks.agreement import Agreement
     from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
     from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 

@@ -20,11 +20,13 @@ import pytest
 import torch
 
 from conftest import CKPLUS, PHOTOS
-from emotion_recognition_ros.core.detection.agreement import Agreement
-from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, TorchMtcnnDetector, area_patches,
-                                                             integral_image, pyramid_scales)
+from benchmarks.agreement import Agreement
 from emotion_recognition_ros.core.detection import mtcnn_cascade
+from emotion_recognition_ros.core.detection.base import detector_for
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
+from emotion_recognition_ros.core.detection.mtcnn_common import level_size, pyramid_scales
+from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, TorchMtcnnDetector, area_patches,
+                                                             integral_image)
 from emotion_recognition_ros.core.tracking.tracker import iou
 
 needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
@@ -58,7 +60,7 @@ def frames(faces):
 def test_nets_match_cv2_dnn(detectors, net, outputs, shape):
     reference, ours = detectors
     x = np.random.default_rng(len(shape) + shape[1]).uniform(-1, 1, shape).astype(np.float32)
-    cv_net = getattr(reference._mtcnn, f"_{net}")
+    cv_net = getattr(reference.cascade, net)
     cv_net.setInput(x)
     expected = cv_net.forward(outputs)
     got = getattr(ours.nets, net)(torch.from_numpy(x))
@@ -73,7 +75,7 @@ def use_mtcnn_opencvs_pyramid(monkeypatch) -> None:
     with like."""
     def full_frame_pyramid(rgb, scales):
         h, w = rgb.shape[:2]
-        return [cv2.resize(rgb, mtcnn_cascade.level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
+        return [cv2.resize(rgb, level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
 
     monkeypatch.setattr(mtcnn_cascade, "pyramid", full_frame_pyramid)
 
@@ -187,7 +189,7 @@ def test_corrupt_onnx_file_names_the_file(tmp_path):
 
 def test_the_pipeline_runs_mtcnn_in_torch_on_cuda_and_by_name(faces):
     """On a CUDA device `detector: mtcnn` becomes the torch twin (PyPI OpenCV has no CUDA); by name it runs here."""
-    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig, detector_for
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
     from emotion_recognition_ros.media.scenes import make_scene
 
     assert detector_for("mtcnn", torch.device("cuda", 0)) == "mtcnn_torch"

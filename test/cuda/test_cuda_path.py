@@ -49,7 +49,7 @@ def cuda_pipeline(faces):
 
 
 def test_torch_mtcnn_on_cuda_agrees_with_cv2_mtcnn(frames):
-    from emotion_recognition_ros.core.detection.agreement import Agreement
+    from benchmarks.agreement import Agreement
     from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
     from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 
