@@ -43,7 +43,7 @@ PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
                                 "full detection; new faces appear within N frames (with detect_async: start a "
                                 "background detection at most every Nth frame)", (1, 30)),
     "track_refine": ParamSpec(True, "between full detections re-measure each tracked face near its old box (MTCNN "
-                              "O-Net, ~1 ms a face); false: carry the old boxes unchanged"),
+                              "O-Net alone, far cheaper than a full detection); false: carry the old boxes unchanged"),
     "face_margin": ParamSpec(0.0, "extra crop margin per side, fraction of the face side, on top of the model's",
                              (-0.3, 1.0)),
     "max_faces": ParamSpec(10, "most faces classified per frame (highest detector scores first)", (1, 100)),

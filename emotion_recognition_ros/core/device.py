@@ -55,8 +55,8 @@ def synchronize(device: torch.device) -> None:
 
 def set_threads(n: int) -> None:
     """Pin torch's and OpenCV's intra-op threads. ONNX Runtime sessions take their count explicitly
-    (PipelineConfig.threads), never copied from torch. Oversubscribed threads made detectors 10-30x
-    slower on a loaded 2-core machine."""
+    (PipelineConfig.threads), never copied from torch: oversubscribed threads make every stage many times
+    slower on a loaded machine (docs/performance.md)."""
     import cv2
 
     torch.set_num_threads(int(n))

@@ -2,11 +2,11 @@
 
 Why: at 96 px EfficientNet-lite0 is so small that eager PyTorch spends most of its time in per-operator
 overhead (many of its convolutions take the slow im2col path in channels-last). ONNX Runtime fuses
-conv+BN+activation and ran the same model in 3.0 ms instead of 8-9.5 ms on one core of the 2-core
-development machine (docs/performance.md).
+conv+BN+activation and runs the same model several times faster on one CPU core (figures:
+docs/performance.md, "Figures that used to sit in docstrings").
 
-The weights stay safetensors + JSON: the ONNX graph is exported from the loaded torch model at start-up
-(about 0.5 s), in memory, so there is never a second weight file that could drift from the first.
+The weights stay safetensors + JSON: the ONNX graph is exported from the loaded torch model at start-up, in
+memory, so there is never a second weight file that could drift from the first.
 The torch model is kept for Grad-CAM, which needs gradients.
 """
 from __future__ import annotations

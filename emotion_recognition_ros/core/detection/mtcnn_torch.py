@@ -53,7 +53,7 @@ class OnnxGraphNet(nn.Module):
 
     def __init__(self, path: str):
         super().__init__()
-        import onnx  # here, not at the top: only the torch detector reads ONNX graphs (onnx takes ~0.5 s to import)
+        import onnx  # here, not at the top: a heavy import that only the torch detector needs
         from onnx import numpy_helper
 
         try:
