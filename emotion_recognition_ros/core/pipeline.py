@@ -159,8 +159,11 @@ class EmotionPipeline:
                 fresh=result.detected and track.updated))
 
     def close(self) -> None:
-        """Stop the background detector thread, if any."""
+        """Stop the background detector thread, if any, and remove the Grad-CAM hooks."""
         self.scheduler.close()
+        if self._explainer is not None:
+            self._explainer.close()
+            self._explainer = None
 
     def explain(self, result: PipelineResult) -> np.ndarray:
         """Grad-CAM maps (N, S, S) for a result's faces, for the class each face is labelled with."""
@@ -172,6 +175,8 @@ class EmotionPipeline:
 
     def warmup_explainer(self) -> None:
         """Build the Grad-CAM copy and run it once, so the first heatmap is not slow."""
+        if self._explainer is not None:
+            self._explainer.close()
         self._explainer = GradCamExplainer(self.classifier.model)
         self._explainer.explain(self.classifier.to_batch([np.zeros((48, 48), np.uint8)]), [0])
 
