@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import torch
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,5 @@ def set_threads(n: int) -> None:
     """Pin torch's and OpenCV's intra-op threads. ONNX Runtime sessions take their count explicitly
     (PipelineConfig.threads), never copied from torch: oversubscribed threads make every stage many times
     slower on a loaded machine (docs/performance.md)."""
-    import cv2
-
     torch.set_num_threads(int(n))
     cv2.setNumThreads(int(n))

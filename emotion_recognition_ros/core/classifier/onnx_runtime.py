@@ -29,7 +29,7 @@ def available_providers() -> list[str] | None:
     """ONNX Runtime's execution providers in this install, or None when onnxruntime/onnx do not import."""
     if not onnxruntime_available():
         return None
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional dependency (see onnxruntime_available): imported only where used
 
     return list(ort.get_available_providers())
 
@@ -48,7 +48,7 @@ def onnxruntime_providers(device: torch.device, available: Sequence[str] | None)
 
 def onnxruntime_available() -> bool:
     """True when both onnxruntime (inference) and onnx (needed by torch's exporter) import."""
-    try:
+    try:  # both optional: the classifier falls back to torch without them
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -78,7 +78,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int,
                  providers: Sequence | None = None):
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional dependency (see onnxruntime_available): imported only where used
 
         options = ort.SessionOptions()
         # Pinned like torch and OpenCV (an oversubscribed 2-core machine made every stage many times slower), and
