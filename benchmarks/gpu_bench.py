@@ -21,9 +21,19 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 
+from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
+from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
+from emotion_recognition_ros.core.device import resolve_device
+from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
+from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
+from emotion_recognition_ros.core.types import FaceResult, PipelineResult
+
+from .agreement import Agreement
+from .bench import gpu_description, machine_description
 from .frames import build_frame_sets
 from .stats import summarize_ms
 
@@ -70,10 +80,6 @@ class Timer:
 
 def make_pipelines(device: str, variants: list[str]) -> tuple[torch.device, dict]:
     """(the classifier's device, variant name -> object with process(frame, explain) and reset())."""
-    from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-    from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
-    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
-
     today = EmotionPipeline(PipelineConfig(device=device))
     classifier = today.classifier  # one model for all variants
     c = today.config
@@ -98,8 +104,6 @@ class DeviceFramePath:
         self.pipeline.reset()
 
     def process(self, frame: np.ndarray, explain: bool = False):
-        from emotion_recognition_ros.core.types import FaceResult, PipelineResult
-
         p = self.pipeline
         on_device = self.preprocessor.upload(frame)
         detections = p.detector.detect(on_device)[: p.config.max_faces]
@@ -133,10 +137,6 @@ def time_variant(process: Callable, reset: Callable, frames: list[np.ndarray], r
 
 
 def time_detectors(frames: list[np.ndarray], device: torch.device, timer: Timer, repeats: int) -> dict:
-    from benchmarks.agreement import Agreement
-    from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-    from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
-
     reference = MtcnnDetector(min_face_size=60)
     detectors = {"cv2_mtcnn_cpu": reference, f"torch_mtcnn_{device.type}": TorchMtcnnDetector(60, device=device)}
     if device.type != "cpu":
@@ -160,9 +160,6 @@ def time_detectors(frames: list[np.ndarray], device: torch.device, timer: Timer,
 
 
 def environment(device: torch.device) -> dict:
-    import cv2
-
-    from .bench import gpu_description, machine_description
 
     return {"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.gpu_bench", *sys.argv[1:]]),
@@ -173,9 +170,6 @@ def environment(device: torch.device) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import cv2
-
-    from emotion_recognition_ros.core.device import resolve_device
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)

@@ -7,6 +7,8 @@ sent), and plots latency and RSS over time (bench_output/soak.png; data in bench
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -144,9 +146,6 @@ def print_soak(win: list, s: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import datetime as dt
-    import os
-
     args = parse_args(argv)
     transport = dds.ros_environment(args.transport)
     set_threads(1)
