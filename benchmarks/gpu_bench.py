@@ -5,7 +5,7 @@ Variants, each with heatmaps off and on (Grad-CAM inline, as benchmarks/stages.p
   today        EmotionPipeline as it is: cv2 MTCNN on the CPU, crops on the CPU, classifier on the device;
   torch_mtcnn  the same pipeline with core.detection.mtcnn_torch on the device;
   device_frame the frame uploaded once; torch MTCNN, core.gpu_frame preprocessing and the classifier all on the
-               device, one batch for all faces (no tracking/smoothing: those are host bookkeeping of ~0.1 ms).
+               device, one batch for all faces (no tracking/smoothing: host bookkeeping, small next to the stages timed).
 Also the detector alone (cv2 vs torch on this device) and the detector agreement on these frames.
 Prints p50/p95 ms and fps per (variant, size, faces, heatmaps) and writes JSON (`--output`).
 CUDA timings synchronise before each clock read, so they are wall time of finished work.

