@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from emotion_recognition_ros.core.detection import create_detector
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
 from emotion_recognition_ros.core.device import resolve_device
@@ -83,9 +84,7 @@ def make_pipelines(device: str, variants: list[str]) -> tuple[torch.device, dict
     today = EmotionPipeline(PipelineConfig(device=device))
     classifier = today.classifier  # one model for all variants
     c = today.config
-    torch_detector = TorchMtcnnDetector(min_face_size=c.min_face_size, thresholds=c.mtcnn_thresholds,
-                                        detection_threshold=c.detection_threshold, scale=c.detect_scale,
-                                        device=classifier.device)
+    torch_detector = create_detector("mtcnn_torch", device=classifier.device, config=c)
     pipelines = {"today": today,
                  "torch_mtcnn": EmotionPipeline(PipelineConfig(device=device), classifier=classifier,
                                                 detector=torch_detector)}
