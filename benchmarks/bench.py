@@ -16,17 +16,23 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import cv2
+import torch
+import yaml
 from tqdm import tqdm
 
 from emotion_recognition_ros.core.device import set_threads
 
-from . import dds, report
+from . import dds, peer_env, report
 from .frames import FACE_COUNTS, SIZES, build_frame_sets, held_stream, parse_size
+from .stages import InProcessNode, measure_stages
 from .stats import ProcessMonitor, ratio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,8 +116,6 @@ def machine_description() -> str:
 
 
 def gpu_description(device: str) -> str | None:
-    import torch
-
     if device.startswith("cpu") or not torch.cuda.is_available():
         return None
     return torch.cuda.get_device_name(0)
@@ -129,16 +133,12 @@ def our_node_spec(args: argparse.Namespace) -> dds.NodeSpec:
 
 
 def peer_node_spec() -> dds.NodeSpec:
-    from . import peer_env
-
     peer_env.ensure_peer_env()
     return dds.NodeSpec("peer", dds.python_module("benchmarks.peer_node"), env=peer_env.peer_environment())
 
 
 def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """--device/--threads/--node-param as parameter overrides for the in-process node."""
-    import yaml
-
     out: dict[str, Any] = {"device": args.device}
     if args.threads:
         out["threads"] = args.threads
@@ -149,8 +149,6 @@ def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_stages(args, frame_sets, msgs_by_key) -> list[dict]:
-    from .stages import InProcessNode, measure_stages
-
     node = InProcessNode(node_overrides(args))
     try:
         total = sum(len(fs.scenes) * args.repeats for fs in frame_sets)
@@ -163,9 +161,6 @@ def run_stages(args, frame_sets, msgs_by_key) -> list[dict]:
 
 def gpu_memory_of(pid: int) -> float | None:
     """MiB the process uses on the GPU per nvidia-smi (None without one)."""
-    import shutil
-    import subprocess
-
     if shutil.which("nvidia-smi") is None:
         return None
     try:
@@ -240,9 +235,6 @@ def check_targets(closed: list[dict], comparisons: list[dict]) -> dict:
 
 def run_meta(args, argv, started: dt.datetime, transport: str) -> dict[str, Any]:
     """Where, when and how the figures were measured (bench.json's "meta")."""
-    import cv2
-    import torch
-
     command = " ".join(["python -m benchmarks.bench"] + (argv if argv is not None else sys.argv[1:]))
     return {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
             "gpu": gpu_description(args.device), "command": command,

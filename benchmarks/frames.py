@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from emotion_recognition_ros.media.scenes import DEFAULT_CKPLUS, LabelledFace, Scene, load_faces, make_scene
@@ -93,8 +94,6 @@ def held_stream(frame_set: FrameSet, hold: int, motion: float = 0.0, noise: floa
     random direction (per scene) with Gaussian sensor noise of std `noise` grey levels, so that consecutive
     frames are never identical and a tracker has to follow the faces. Returns the frames and, per frame, the
     (boxes, labels) truth: boxes shifted with the frame and clipped to it."""
-    import cv2
-
     rng = np.random.default_rng(seed + 17)
     frames, truth = [], []
     for scene in frame_set.scenes:

@@ -5,7 +5,7 @@ Variants, each with heatmaps off and on (Grad-CAM inline, as benchmarks/stages.p
   today        EmotionPipeline as it is: cv2 MTCNN on the CPU, crops on the CPU, classifier on the device;
   torch_mtcnn  the same pipeline with core.detection.mtcnn_torch on the device;
   device_frame the frame uploaded once; torch MTCNN, core.gpu_frame preprocessing and the classifier all on the
-               device, one batch for all faces (no tracking/smoothing: those are host bookkeeping of ~0.1 ms).
+               device, one batch for all faces (no tracking/smoothing: host bookkeeping, small next to the stages timed).
 Also the detector alone (cv2 vs torch on this device) and the detector agreement on these frames.
 Prints p50/p95 ms and fps per (variant, size, faces, heatmaps) and writes JSON (`--output`).
 CUDA timings synchronise before each clock read, so they are wall time of finished work.
@@ -21,9 +21,20 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 
+from emotion_recognition_ros.core.detection import create_detector
+from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
+from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
+from emotion_recognition_ros.core.device import resolve_device
+from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
+from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
+from emotion_recognition_ros.core.types import FaceResult, PipelineResult
+
+from .agreement import Agreement
+from .bench import gpu_description, machine_description
 from .frames import build_frame_sets
 from .stats import summarize_ms
 
@@ -70,16 +81,10 @@ class Timer:
 
 def make_pipelines(device: str, variants: list[str]) -> tuple[torch.device, dict]:
     """(the classifier's device, variant name -> object with process(frame, explain) and reset())."""
-    from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-    from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
-    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
-
     today = EmotionPipeline(PipelineConfig(device=device))
     classifier = today.classifier  # one model for all variants
     c = today.config
-    torch_detector = TorchMtcnnDetector(min_face_size=c.min_face_size, thresholds=c.mtcnn_thresholds,
-                                        detection_threshold=c.detection_threshold, scale=c.detect_scale,
-                                        device=classifier.device)
+    torch_detector = create_detector("mtcnn_torch", device=classifier.device, config=c)
     pipelines = {"today": today,
                  "torch_mtcnn": EmotionPipeline(PipelineConfig(device=device), classifier=classifier,
                                                 detector=torch_detector)}
@@ -98,8 +103,6 @@ class DeviceFramePath:
         self.pipeline.reset()
 
     def process(self, frame: np.ndarray, explain: bool = False):
-        from emotion_recognition_ros.core.types import FaceResult, PipelineResult
-
         p = self.pipeline
         on_device = self.preprocessor.upload(frame)
         detections = p.detector.detect(on_device)[: p.config.max_faces]
@@ -133,10 +136,6 @@ def time_variant(process: Callable, reset: Callable, frames: list[np.ndarray], r
 
 
 def time_detectors(frames: list[np.ndarray], device: torch.device, timer: Timer, repeats: int) -> dict:
-    from emotion_recognition_ros.core.detection.agreement import Agreement
-    from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-    from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
-
     reference = MtcnnDetector(min_face_size=60)
     detectors = {"cv2_mtcnn_cpu": reference, f"torch_mtcnn_{device.type}": TorchMtcnnDetector(60, device=device)}
     if device.type != "cpu":
@@ -160,9 +159,6 @@ def time_detectors(frames: list[np.ndarray], device: torch.device, timer: Timer,
 
 
 def environment(device: torch.device) -> dict:
-    import cv2
-
-    from .bench import gpu_description, machine_description
 
     return {"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.gpu_bench", *sys.argv[1:]]),
@@ -173,9 +169,6 @@ def environment(device: torch.device) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import cv2
-
-    from emotion_recognition_ros.core.device import resolve_device
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)

@@ -38,7 +38,7 @@ def fer_model():
     peer_env.ensure_peer_env(quiet=True)
     if str(peer_env.PEER_DIR) not in sys.path:
         sys.path.append(str(peer_env.PEER_DIR))
-    from .peer_node import FerModel
+    from .peer_node import FerModel  # only now: it needs the peer folder on sys.path (fer, cv2 4.x)
 
     return FerModel(num_threads=1)
 

@@ -54,7 +54,7 @@ class FerModel:
     """fer's quantized FER2013 classifier (LiteRT): a gray face crop -> its 7 class probabilities."""
 
     def __init__(self, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # the peer environment's own package, not ours
 
         package = fer_package_dir()
         self.labels = fer_labels(package)

@@ -5,6 +5,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from emotion_recognition_ros.tools.plots import new_figure, save_figure
+
 
 def _f(v: Any, digits: int = 1) -> str:
     if v is None:
@@ -66,17 +70,11 @@ def write_json(path: Path, data: dict) -> None:
 
 def plot_bench(path: Path, data: dict) -> Path | None:
     """fps per frame set (ours vs peer) and our per-stage breakdown, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     runs = [r for r in data.get("dds", {}).get("closed", [])]
     stages = data.get("stages", [])
     if not runs and not stages:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(18, 4.8))
+    fig, axes = new_figure(1, 3, figsize=(18, 4.8))
     keys = sorted({r["key"] for r in runs}, key=lambda k: [r["key"] for r in runs].index(k))
     ax = axes[0]
     width = 0.38
@@ -116,8 +114,4 @@ def plot_bench(path: Path, data: dict) -> Path | None:
     ax.tick_params(axis="x", rotation=20)
     ax.legend(fontsize=8)
     fig.suptitle(f"{data['meta']['machine']} | {data['meta']['date']}", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

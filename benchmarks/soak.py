@@ -7,12 +7,15 @@ sent), and plots latency and RSS over time (bench_output/soak.png; data in bench
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from emotion_recognition_ros.core.device import set_threads
+from emotion_recognition_ros.tools.plots import new_figure, save_figure
 
 from . import dds, report
 from .bench import DEFAULT_OUTPUT, machine_description, node_overrides, our_node_spec
@@ -61,12 +64,7 @@ def windows(timeline: list[tuple[float, float]], sent_times: list[float], sample
 
 
 def plot(path: Path, timeline, samples, t_offset: float, meta: dict) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, (a, b) = new_figure(2, 1, figsize=(10, 6), sharex=True)
     if timeline:
         ts = np.array([t for t, _ in timeline]) / 60.0
         ms = np.array([m for _, m in timeline])
@@ -84,11 +82,7 @@ def plot(path: Path, timeline, samples, t_offset: float, meta: dict) -> Path:
     b.plot(st, [s.rss / 2**20 for s in samples], "-")
     b.set_ylabel("node RSS (MiB)")
     b.set_xlabel("minutes")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def progress_printer(args, driver: dds.Driver, monitor: ProcessMonitor):
@@ -152,9 +146,6 @@ def print_soak(win: list, s: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import datetime as dt
-    import os
-
     args = parse_args(argv)
     transport = dds.ros_environment(args.transport)
     set_threads(1)

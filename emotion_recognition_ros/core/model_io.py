@@ -16,7 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import timm
 import torch
+import safetensors.torch
+from safetensors import SafetensorError
 from torch import nn
 
 FORMAT_VERSION = 1
@@ -110,8 +113,6 @@ def model_paths(path: str | Path) -> tuple[Path, Path]:
 
 def build_model(architecture: str, num_classes: int, in_chans: int = 3, drop_rate: float = 0.0) -> nn.Module:
     """A timm network by name, randomly initialised (weights come from a file or training/pretrained)."""
-    import timm
-
     if not timm.is_model(architecture):
         raise ModelLoadError(f"unknown architecture '{architecture}' (not a timm model name)")
     return timm.create_model(architecture, pretrained=False, num_classes=num_classes,
@@ -136,14 +137,11 @@ def read_metadata(path: str | Path) -> ModelMetadata:
 
 def _read_tensors(weights_path: Path) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors of a safetensors file and the SHA-256 of exactly the bytes they were read from."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     if not weights_path.is_file():
         raise ModelLoadError(f"{weights_path}: model weights file not found")
     try:
         data = weights_path.read_bytes()
-        return load(data), hashlib.sha256(data).hexdigest()
+        return safetensors.torch.load(data), hashlib.sha256(data).hexdigest()
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{weights_path}: not a valid safetensors file ({exc})") from exc
 
@@ -190,13 +188,11 @@ def _state_dict_mismatches(expected: dict[str, torch.Tensor], got: dict[str, tor
 
 def save_model(model: nn.Module, meta: ModelMetadata, path: str | Path, half: bool = True) -> Path:
     """Write PATH.safetensors (fp16 by default) + PATH.json; returns the weights path."""
-    from safetensors.torch import save_file
-
     weights_path, meta_path = model_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
-    save_file(state, str(weights_path), metadata={"format": "pt", "architecture": meta.architecture})
+    safetensors.torch.save_file(state, str(weights_path), metadata={"format": "pt", "architecture": meta.architecture})
     meta.weights_sha256 = file_sha256(weights_path)
     meta_path.write_text(meta.to_json() + "\n")
     return weights_path

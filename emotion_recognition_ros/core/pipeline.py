@@ -16,8 +16,9 @@ import torch
 from .classifier import Classifier
 from .config import PipelineConfig, check_values
 from .detection import FaceDetector, create_detector
-from .detection.scheduling import DetectionScheduler
+from .detection.scheduling import DetectionScheduler, Outcome
 from .device import synchronize
+from .explain import GradCamExplainer
 from .gpu_frame import FramePreprocessor
 from .preprocess import crop_face, square_box
 from .tracking import EmaSmoother, IouTracker, Track
@@ -32,23 +33,6 @@ def rounded_roi(box: tuple[float, float, float, float], width: int, height: int)
     return int(x0), int(y0), int(max(0, x1 - x0)), int(max(0, y1 - y0))
 
 
-# PyPI's OpenCV has no CUDA, so on a GPU the same MTCNN weights run in torch instead of cv2.dnn.
-ON_CUDA = {"mtcnn": "mtcnn_torch"}
-
-
-def detector_for(name: str, device: torch.device) -> str:
-    """The detector that runs `name` on `device` (mtcnn -> mtcnn_torch on CUDA; same weights and outputs)."""
-    return ON_CUDA.get(name, name) if device.type == "cuda" else name
-
-
-def detector_options(c: PipelineConfig) -> dict:
-    """The detector's settings from a config (what `create_detector` and `configure` take)."""
-    if c.detector in ("mtcnn", "mtcnn_torch"):
-        return dict(min_face_size=c.min_face_size, thresholds=c.mtcnn_thresholds,
-                    detection_threshold=c.detection_threshold, scale=c.detect_scale)
-    return {}
-
-
 class EmotionPipeline:
     def __init__(self, config: PipelineConfig | None = None, classifier: Classifier | None = None,
                  detector: FaceDetector | None = None):
@@ -59,23 +43,18 @@ class EmotionPipeline:
         self.classifier = classifier or Classifier(c.model or None, c.device, backend=c.backend,
                                                    threads=c.threads)
         self.classifier.prior_correction = c.prior_correction
-        self.detector = detector or self._create_detector(c)
-        # On CUDA with the torch detector the frame is uploaded once: detection and preprocessing both read the
-        # device copy, and only boxes cross back. Elsewhere the host path (OpenCV, ONNX Runtime) is faster.
+        self.detector = detector or create_detector(c.detector, device=self.classifier.device, config=c)
+        # On CUDA with a detector that reads device tensors the frame is uploaded once: detection and preprocessing
+        # both read the device copy, and only boxes cross back. Elsewhere the host path (OpenCV, ONNX Runtime) is
+        # faster.
         self.device_frames = (FramePreprocessor(self.classifier.meta, self.classifier.device, self.classifier.dtype)
-                              if self.classifier.device.type == "cuda" and self.detector.name == "mtcnn_torch"
+                              if self.classifier.device.type == "cuda" and self.detector.reads_device_frames
                               else None)
         self.scheduler = DetectionScheduler(self.detector, c)
         self.tracker = IouTracker(c.track_iou, c.track_confirm_hits, c.track_max_misses)
         self.smoother = EmaSmoother(c.smoothing)
         self._explainer = None
         self.frame_index = 0
-
-    def _create_detector(self, c: PipelineConfig) -> FaceDetector:
-        device = self.classifier.device
-        name = detector_for(c.detector, device)
-        placement = {"device": device} if name == "mtcnn_torch" else {"cuda": device.type == "cuda"}
-        return create_detector(name, **detector_options(c), **placement)
 
     @property
     def class_names(self) -> list[str]:
@@ -95,9 +74,8 @@ class EmotionPipeline:
         for key, value in changes.items():
             setattr(self.config, key, value)
         c = self.config
-        if hasattr(self.detector, "configure"):
-            with self.scheduler.detector_idle():  # never change the detector under a running background detection
-                self.detector.configure(**detector_options(c))
+        with self.scheduler.detector_idle():  # never change the detector under a running background detection
+            self.detector.configure(**self.detector.options_from(c))
         self.smoother.smoothing = c.smoothing
         self.classifier.prior_correction = c.prior_correction
         self.tracker.iou_threshold = c.track_iou
@@ -158,14 +136,14 @@ class EmotionPipeline:
 
     def _track(self, frame: np.ndarray | torch.Tensor, result: PipelineResult) -> list[Track]:
         """This frame's detections (full, refined or none) folded into the tracker; the tracks to classify."""
-        detections = self.scheduler.next(frame, self.tracker.tracks)
+        scheduled = self.scheduler.next(frame, self.tracker.tracks)
         self.frame_index += 1
-        result.detected = detections is not None
-        result.refined = isinstance(detections, dict)
-        if result.refined:  # tracked faces re-measured in this frame
-            tracks = self.tracker.refresh(detections)
-        elif detections is not None:
-            tracks = self.tracker.update(detections[: self.config.max_faces])
+        result.detected = scheduled.outcome is not Outcome.CARRIED
+        result.refined = scheduled.outcome is Outcome.REFINED
+        if scheduled.outcome is Outcome.REFINED:  # tracked faces re-measured in this frame
+            tracks = self.tracker.refresh(scheduled.refined)
+        elif scheduled.outcome is Outcome.DETECTED:
+            tracks = self.tracker.update(scheduled.found[: self.config.max_faces])
             self.smoother.forget(self.tracker.dropped_ids)
         else:
             tracks = self.tracker.carry()
@@ -183,14 +161,15 @@ class EmotionPipeline:
                 fresh=result.detected and track.updated))
 
     def close(self) -> None:
-        """Stop the background detector thread, if any."""
+        """Stop the background detector thread, if any, and remove the Grad-CAM hooks."""
         self.scheduler.close()
+        if self._explainer is not None:
+            self._explainer.close()
+            self._explainer = None
 
     def explain(self, result: PipelineResult) -> np.ndarray:
         """Grad-CAM maps (N, S, S) for a result's faces, for the class each face is labelled with."""
         if self._explainer is None:
-            from .explain import GradCamExplainer
-
             self._explainer = GradCamExplainer(self.classifier.model)
         if result.batch is None or not result.faces:
             return np.empty((0, self.classifier.meta.input_size, self.classifier.meta.input_size), np.float32)
@@ -198,8 +177,8 @@ class EmotionPipeline:
 
     def warmup_explainer(self) -> None:
         """Build the Grad-CAM copy and run it once, so the first heatmap is not slow."""
-        from .explain import GradCamExplainer
-
+        if self._explainer is not None:
+            self._explainer.close()
         self._explainer = GradCamExplainer(self.classifier.model)
         self._explainer.explain(self.classifier.to_batch([np.zeros((48, 48), np.uint8)]), [0])
 

@@ -7,11 +7,20 @@ so `ros2 bag`, Foxglove and `rosbags` read them like bags from `ros2 bag record`
 from __future__ import annotations
 
 import os
+import queue
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from importlib import metadata
 from typing import Any, Iterable
+
+from rosbags.highlevel import AnyReader
+from rosbags.interfaces import MessageDefinitionFormat
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 STORAGES = ("mcap", "sqlite3")
 COMPRESSIONS = ("none", "zstd")
@@ -37,8 +46,6 @@ def emotion_msg_dir() -> Path:
 
 def typestore():
     """A rosbags typestore of ROS 2 Kilted's standard messages plus emotion_msgs."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
     store = get_typestore(Stores.ROS2_KILTED)
     msg_dir = emotion_msg_dir()
     types: dict[str, Any] = {}
@@ -50,9 +57,6 @@ def typestore():
 
 def open_writer(path: str | Path, storage: str = "mcap", compression: str = "none"):
     """An open rosbags Writer for a new bag folder `path` (rosbag2 format 9). Refuses to overwrite."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
-
     if storage not in STORAGES:
         raise BagError(f"unknown bag storage '{storage}' (choose from {', '.join(STORAGES)})")
     if compression not in COMPRESSIONS:
@@ -87,8 +91,6 @@ class BagSummary:
 
 
 def _reader(path: Path):
-    from rosbags.highlevel import AnyReader
-
     path = Path(path)
     if not path.exists():
         raise BagError(f"{path}: no such bag")
@@ -113,8 +115,6 @@ def _storage_of(path: Path) -> str:
 
 def summarize(path: str | Path) -> BagSummary:
     """Topics, types and counts, and whether the bag carries its message definitions."""
-    from rosbags.interfaces import MessageDefinitionFormat
-
     reader = _reader(Path(path))
     try:
         with reader:
@@ -162,8 +162,6 @@ def ros_distro() -> str:
     """The running ROS 2 distribution: $ROS_DISTRO (a sourced ROS 2), else from rclpy's version, else 'unknown'."""
     if os.environ.get("ROS_DISTRO"):
         return os.environ["ROS_DISTRO"]
-    from importlib import metadata
-
     try:
         return RCLPY_DISTROS.get(int(metadata.version("ros-rclpy").split(".")[0]), "unknown")
     except (metadata.PackageNotFoundError, ValueError):
@@ -173,8 +171,6 @@ def ros_distro() -> str:
 def stamp_ros_distro(path: str | Path) -> None:
     """Put the distribution into a closed bag's metadata.yaml (and a sqlite3 bag's tables), where rosbags
     writes its own name. (An MCAP file's embedded copy of the metadata keeps rosbags' value.)"""
-    import sqlite3
-
     distro = ros_distro()
     meta = Path(path) / "metadata.yaml"
     if meta.is_file():
@@ -192,8 +188,6 @@ class ThreadedBagWriter:
     closes. Disk stalls then delay the queue, not the callbacks (up to `max_queue` messages)."""
 
     def __init__(self, path: str | Path, storage: str = "mcap", compression: str = "none", max_queue: int = 2000):
-        import queue
-
         self.path = Path(path)
         self.store = typestore()
         self.error: Exception | None = None

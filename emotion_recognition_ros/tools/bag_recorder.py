@@ -22,6 +22,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
 from ..core.config import ParamSpec
 from ..ros.params import declare
@@ -53,8 +54,6 @@ def message_class(type_name: str):
 
 def _offered_qos(infos) -> list:
     """The publishers' QoS as rosbags records it, so `ros2 bag play` offers the same."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
     zero = QosTime(0, 0)
     profiles = []
     for info in infos:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ..core.classifier import Classifier
@@ -21,6 +24,7 @@ from ..core.detection import BoxAdjust, create_detector
 from ..core.preprocess import crop_face, square_box
 from ..media.scenes import DEFAULT_CKPLUS, load_faces, make_scene
 from ..core.tracking.tracker import iou
+from .plots import new_figure, save_figure
 
 
 def measure(frames: int, faces_per_frame: int, face_size: tuple[int, int], detector_name: str,
@@ -31,7 +35,6 @@ def measure(frames: int, faces_per_frame: int, face_size: tuple[int, int], detec
     rows = []  # (dx, dy, scale_w, scale_h, frame index, det box, pasted box, label index, face)
     scenes = []
     n_pasted = 0
-    import time
     det_times = []
     for index in tqdm(range(frames), desc=f"{detector_name} on pasted CK+ faces", unit="frame"):
         chosen = [faces[i] for i in rng.choice(len(faces), faces_per_frame, replace=False)]
@@ -79,13 +82,8 @@ def measure(frames: int, faces_per_frame: int, face_size: tuple[int, int], detec
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = report["_rows"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    fig, axes = new_figure(1, 3, figsize=(12, 3.5))
     for ax, key, title in zip(axes, ("scale", "dx", "dy"), ("pasted side / max(box w, h)", "centre shift x / box w",
                                                               "centre shift y / box h")):
         ax.hist([r[key] for r in rows], bins=30, color="tab:blue")
@@ -93,8 +91,7 @@ def plot(report: dict, path: Path) -> None:
         ax.set_title(title)
         ax.legend()
     fig.suptitle(f"{report['detector']} boxes vs pasted CK+ squares ({report['n']} faces)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,9 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the box offset histograms")
     args = parser.parse_args(argv)
-
-    import cv2
-    import torch
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)

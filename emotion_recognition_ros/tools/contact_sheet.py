@@ -7,6 +7,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 
 CAPTION_HEIGHT = 22
 TITLE_HEIGHT = 30
@@ -64,8 +65,6 @@ def compose(entries: Sequence[SheetEntry], columns: int = 2, tile_width: int = 3
 
 def save_png(image: np.ndarray, path: str | Path, colours: int = 256) -> Path:
     """Save as a palette PNG: a few hundred KB instead of MBs for photos, with no visible loss at 256 colours."""
-    from PIL import Image
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))

@@ -20,13 +20,28 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from ..ros.transport import default_to_large_data
-from .processes import NodeProcess
+import cv2
+import rclpy
+import yaml
+from emotion_msgs.msg import EmotionArray
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
 
-# Before rclpy loads: camera frames need Fast DDS's LARGE_DATA transports (ros/transport.py), and a demo should
-# not talk to other machines' ROS graphs. A user's own settings win.
-default_to_large_data()
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+from ..core.model_io import ModelLoadError
+from ..media.sources import SourceError, SyntheticSource, open_source
+from ..ros.emotion_node import EmotionNode
+from ..ros.image_conversion import ImageConversionError, image_msg_to_bgr
+from ..ros.image_source_node import ImageSourceNode
+from ..ros.transport import default_to_large_data
+from .bag_io import BagError
+from .bag_recorder import BagRecorder
+from .contact_sheet import SheetEntry, make_contact_sheet
+from .evaluate_bag import EvaluationError, evaluate, format_summary
+from .processes import NodeProcess
 
 DEFAULT_OUT = Path("demo_output")
 OUTPUTS = ("bag", "annotated", "heatmap", "eval", "truth.csv", "contact_sheet.png", "summary.txt",
@@ -69,10 +84,6 @@ class Collector:
     makes them at `heatmap_rate_hz`), the annotated frame of each heatmap, and every Nth annotated frame."""
 
     def __init__(self, node, out: Path, save_every: int, topics: dict[str, str]):
-        from emotion_msgs.msg import EmotionArray
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import Image
-
         self.node, self.out, self.save_every = node, out, max(1, save_every)
         self.results = 0
         self.annotated_seen = 0
@@ -127,10 +138,6 @@ class Collector:
             self._save("annotated", stamp, annotated)
 
     def _save(self, kind: str, stamp: int, msg) -> None:
-        import cv2
-
-        from ..ros.image_conversion import ImageConversionError, image_msg_to_bgr
-
         try:
             image = image_msg_to_bgr(msg)
         except ImageConversionError as exc:
@@ -143,10 +150,6 @@ class Collector:
 
     def sheet_entries(self, wanted: int = 8):
         """Annotated frames with their heatmap (annotated-only ones if too few have one), with captions."""
-        import cv2
-
-        from .contact_sheet import SheetEntry
-
         annotated, heat = self.saved["annotated"], self.saved["heatmap"]
         paired = sorted(s for s in annotated if s in heat)
         stamps = paired if len(paired) >= min(wanted, len(annotated)) else sorted(annotated)
@@ -156,9 +159,6 @@ class Collector:
 
 
 def _parse_set(items: list[str]) -> list[Any]:
-    from rclpy.parameter import Parameter
-    import yaml
-
     params = []
     for item in items:
         if ":=" not in item:
@@ -169,8 +169,6 @@ def _parse_set(items: list[str]) -> list[Any]:
 
 
 def emotion_node_overrides(args) -> list[Any]:
-    from rclpy.parameter import Parameter
-
     params = [Parameter("device", value=args.device)]
     if args.model:
         params.append(Parameter("model", value=str(args.model)))
@@ -210,13 +208,6 @@ def recorded_topics(args) -> list[str]:
 
 def start_nodes(args, context, source, rate: float, synthetic: bool) -> dict[str, Any]:
     """The emotion node (here or in a child process), the bag recorder, the output collector and the camera."""
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-
-    from ..ros.emotion_node import EmotionNode
-    from ..ros.image_source_node import ImageSourceNode
-    from .bag_recorder import BagRecorder
-
     out: Path = args.out
     started: dict[str, Any] = {"nodes": [], "child": None}
     if args.node_process:
@@ -277,13 +268,14 @@ def stream(args, started: dict[str, Any], source_name: str, rate: float) -> floa
     return wall
 
 
+def demo_environment() -> None:
+    """Before rclpy starts: camera frames need Fast DDS's LARGE_DATA transports (ros/transport.py), and a demo
+    should not talk to other machines' ROS graphs. A user's own settings win; a child node process inherits them."""
+    default_to_large_data()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
 def run(args) -> dict[str, Any]:
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
-
-    from ..media.sources import SyntheticSource, open_source
-
     prepare_out(args.out)
     source = open_source(args.source, width=args.width or 640, height=args.height or 480, seed=args.seed)
     synthetic = isinstance(source, SyntheticSource)
@@ -326,9 +318,6 @@ def _size_mb(path: Path) -> float:
 
 
 def summarize_run(args, info: dict[str, Any]) -> str:
-    from .contact_sheet import make_contact_sheet
-    from .evaluate_bag import evaluate, format_summary
-
     out: Path = args.out
     truth = out / "truth.csv" if info["synthetic"] and (out / "truth.csv").is_file() else None
     report = evaluate(info["bag"], truth=truth, out=out / "eval")
@@ -358,11 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration <= 0 or args.rate < 0:
         print("emotion_demo: --duration must be positive and --rate not negative", file=sys.stderr)
         return 2
-    from .bag_io import BagError
-    from .evaluate_bag import EvaluationError
-    from ..core.model_io import ModelLoadError
-    from ..media.sources import SourceError
-
+    demo_environment()
     try:
         info = run(args)
         print(summarize_run(args, info))

@@ -1,16 +1,14 @@
-"""PNG plots for evaluate_bag: per-face label timelines and the confusion matrix (matplotlib, Agg)."""
+"""PNG plots for evaluate_bag: per-face label timelines and the confusion matrix (tools/plots.py figures)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .plots import plot_confusion_matrix  # noqa: E402
-from .recording import Recording  # noqa: E402
+from .plots import new_figure, plot_confusion_matrix, save_figure
+from .recording import Recording
 
 # One fixed colour per expression, so timelines of different runs compare at a glance.
 LABEL_COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c",
@@ -20,7 +18,7 @@ LABEL_COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "h
 def _colour(label: str, extra: dict[str, str]) -> str:
     if label in LABEL_COLOURS:
         return LABEL_COLOURS[label]
-    palette = plt.get_cmap("tab20").colors
+    palette = matplotlib.colormaps["tab20"].colors
     return extra.setdefault(label, matplotlib.colors.to_hex(palette[len(extra) % len(palette)]))
 
 
@@ -33,7 +31,7 @@ def plot_timeline(rec: Recording, path: Path, max_tracks: int = 30) -> Path:
             points.setdefault(face.face_id, []).append(((result.stamp_ns - start) / 1e9, face.label))
     ids = sorted(points, key=lambda k: -len(points[k]))[:max_tracks]
     ids.sort()
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * max(1, len(ids))))
+    fig, ax = new_figure(figsize=(10, 1.2 + 0.35 * max(1, len(ids))))
     extra: dict[str, str] = {}
     seen: dict[str, Any] = {}
     for row, face_id in enumerate(ids):
@@ -47,14 +45,11 @@ def plot_timeline(rec: Recording, path: Path, max_tracks: int = 30) -> Path:
     ax.set_xlabel("time since first frame (s)")
     ax.set_title(f"Expression per tracked face ({len(points)} tracks"
                  f"{', longest ' + str(len(ids)) + ' shown' if len(points) > len(ids) else ''})")
-    handles = [plt.Line2D([], [], color=c, marker="s", linestyle="", label=label) for label, c in sorted(seen.items())]
+    handles = [Line2D([], [], color=c, marker="s", linestyle="", label=label) for label, c in sorted(seen.items())]
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_confusion(accuracy: dict[str, Any], path: Path) -> Path:

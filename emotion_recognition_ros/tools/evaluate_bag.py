@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .bag_io import BagError
 from ..core.tracking.tracker import match_boxes
+from .bag_io import BagError
+from .eval_plots import plot_confusion, plot_timeline
 from .recording import (DEFAULT_EMOTION_TOPIC, DEFAULT_IMAGE_TOPIC, EvaluationError, Face, Recording, Result,
                         read_recording)
 from .truth import TruthError, TruthRow, load_truth
@@ -96,8 +97,8 @@ def resolve_stamps(rows: list[TruthRow], frames: dict[int, int], tolerance_ns: i
     return resolved
 
 
-def score(rec: Recording, rows: list[TruthRow], iou_threshold: float = 0.3,
-          tolerance_ns: int | None = None) -> dict[str, Any]:
+def accuracy_against_truth(rec: Recording, rows: list[TruthRow], iou_threshold: float = 0.3,
+                           tolerance_ns: int | None = None) -> dict[str, Any]:
     """Accuracy and confusion matrix of the results against ground truth, on frames that have a result.
 
     Boxed truth is matched to the result's faces by IoU (greedy, best first); a frame-level label is
@@ -107,7 +108,7 @@ def score(rec: Recording, rows: list[TruthRow], iou_threshold: float = 0.3,
     results = {r.stamp_ns: r for r in rec.results}
     pairs, missed, on_dropped = _pair_labels(resolved, results, iou_threshold)
     class_names = next((r.class_names for r in rec.results if r.class_names), [])
-    labels, matrix = confusion(pairs, class_names)
+    labels, matrix = confusion_by_label(pairs, class_names)
     per_class = {name: {"support": int(matrix[i].sum()),
                         "recall": float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None}
                  for i, name in enumerate(labels) if matrix[i].sum()}
@@ -163,7 +164,7 @@ def _pair_labels(resolved: list[tuple[int, TruthRow]], results: dict[int, Result
     return pairs, missed, on_dropped
 
 
-def confusion(pairs: list[tuple[str, str]], class_names: list[str]) -> tuple[list[str], np.ndarray]:
+def confusion_by_label(pairs: list[tuple[str, str]], class_names: list[str]) -> tuple[list[str], np.ndarray]:
     """Labels (the model's classes first, then any others seen) and the count matrix, truth down."""
     labels = list(class_names) + sorted({t for t, _ in pairs} - set(class_names))
     labels += sorted({p for _, p in pairs} - set(labels))
@@ -200,20 +201,18 @@ def evaluate(bag: str | Path, *, image_topic: str = DEFAULT_IMAGE_TOPIC, emotion
     report["tracks"] = {str(k): v for k, v in tracks(rec).items()}
     if truth is not None:
         report["truth"] = str(truth)
-        report["accuracy"] = score(rec, load_truth(truth), iou_threshold)
+        report["accuracy"] = accuracy_against_truth(rec, load_truth(truth), iou_threshold)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         report["outputs"] = {"report": str(out / "report.json")}
         if plots:
-            from .eval_plots import plot_confusion, plot_timeline
-
             report["outputs"]["timeline"] = str(plot_timeline(rec, out / "timeline.png"))
             if "accuracy" in report:
                 report["outputs"]["confusion"] = str(plot_confusion(report["accuracy"], out / "confusion.png"))
         if "accuracy" in report:
-            confusion = {k: report["accuracy"][k] for k in ("labels", "confusion", "accuracy", "per_class")}
-            (out / "confusion.json").write_text(json.dumps(confusion, indent=2) + "\n")
+            confusion_report = {k: report["accuracy"][k] for k in ("labels", "confusion", "accuracy", "per_class")}
+            (out / "confusion.json").write_text(json.dumps(confusion_report, indent=2) + "\n")
             report["outputs"]["confusion_json"] = str(out / "confusion.json")
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -39,17 +39,15 @@ def cpu_pipeline(faces):
 
 @pytest.fixture(scope="module")
 def cuda_pipeline(faces):
-    from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
+    from emotion_recognition_ros.core.detection import create_detector
     from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 
     config = PipelineConfig(device="cuda")
-    detector = TorchMtcnnDetector(min_face_size=config.min_face_size, thresholds=config.mtcnn_thresholds,
-                                  detection_threshold=config.detection_threshold, device="cuda")
-    return EmotionPipeline(config, detector=detector)
+    return EmotionPipeline(config, detector=create_detector("mtcnn_torch", device="cuda", config=config))
 
 
 def test_torch_mtcnn_on_cuda_agrees_with_cv2_mtcnn(frames):
-    from emotion_recognition_ros.core.detection.agreement import Agreement
+    from benchmarks.agreement import Agreement
     from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
     from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 

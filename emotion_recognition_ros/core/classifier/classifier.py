@@ -48,7 +48,7 @@ def resolve_backend(spec: str, device: torch.device, providers: Sequence[str] | 
 # Exception only, so they are named as such.
 def cuda_start_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (RuntimeError, ValueError, OSError)
-    try:
+    try:  # onnxruntime is optional (the torch backend runs without it): imported where it is used
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
     except ImportError:
         return errors

