@@ -12,6 +12,7 @@ from conftest import PHOTOS, require_dataset
 from emotion_recognition_ros.core import model_io
 from emotion_recognition_ros.core.detection import BoxAdjust, Detection, available_detectors, create_detector
 from emotion_recognition_ros.core.preprocess import faces_to_batch
+from emotion_recognition_ros.core.operating_point import adjust_log_probs
 from emotion_recognition_ros.media.scenes import make_scene
 from emotion_recognition_ros.core.tracking.smoother import EmaSmoother
 from emotion_recognition_ros.core.tracking.tracker import IouTracker, iou
@@ -114,13 +115,14 @@ def test_pipeline_scores_equal_the_offline_evaluator_on_the_same_crops(faces, cl
         crops.append(result.faces[0].crop)
         raw.append(result.faces[0].raw_scores)
     with torch.inference_mode():
-        offline = torch.softmax(model(faces_to_batch(crops, meta)) / meta.temperature, 1).numpy()
+        tempered = torch.log_softmax(model(faces_to_batch(crops, meta)) / meta.temperature, 1).numpy()
+    offline = adjust_log_probs(tempered, meta.class_prior, pipeline.config.prior_correction)
     np.testing.assert_allclose(np.array(raw), offline, atol=1e-5)
     try:
         from training.evaluate import predict
     except ImportError:
         return
-    np.testing.assert_array_equal(predict(model, meta, crops), offline.argmax(1))
+    np.testing.assert_array_equal(predict(model, meta, crops), tempered.argmax(1))  # the evaluator: trained prior
 
 
 def test_pipeline_accuracy_on_pasted_faces_matches_the_original_crops(faces, ckplus6_classifier):
