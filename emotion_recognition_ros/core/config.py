@@ -8,9 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from .detection import available_detectors
-from .device import validate_device_spec
-
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -96,6 +93,11 @@ RUNTIME_FIELDS = tuple(name for name in CONFIG_FIELDS if not PIPELINE_PARAMETERS
 
 def check_values(values: Mapping[str, Any]) -> str | None:
     """The reason a set of pipeline settings is unusable, or None. Keys that are not settings are ignored."""
+    # Imported here, not at the top: both pull in torch and OpenCV (seconds), and light processes such as the bag
+    # recorder import this table for its ParamSpec without ever checking a pipeline setting.
+    from .detection import available_detectors
+    from .device import validate_device_spec
+
     for name, value in values.items():
         spec = PIPELINE_PARAMETERS.get(name)
         if spec is None:
