@@ -11,7 +11,6 @@ import csv
 import sys
 from pathlib import Path
 
-import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -175,8 +174,7 @@ class ImageSourceNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    return spin_until_done("image_source", ImageSourceNode, (SourceError, ValueError, ParameterException))
+    return spin_until_done("image_source", ImageSourceNode, (SourceError, ValueError, ParameterException), args)
 
 
 if __name__ == "__main__":
