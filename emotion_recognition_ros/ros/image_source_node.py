@@ -45,6 +45,9 @@ PARAMETERS: dict[str, ParamSpec] = {
     "qos_depth": ParamSpec(5, "Publisher QoS history depth", (1, 1000), read_only=True),
     "wait_for_subscribers": ParamSpec(0, "Hold frames until this many subscriptions match the image topic (0 = start "
                                       "at once), so a recording or a demo loses no first frames", (0, 100)),
+    "wait_for_info_subscribers": ParamSpec(0, "Also hold frames until this many subscriptions match the camera info "
+                                           "topic (a recorder: its bag then has every frame's camera info)",
+                                           (0, 100)),
     "seed": ParamSpec(0, "Random seed of the synthetic scenes", (0, 2**31 - 1), read_only=True),
     "faces_per_frame": ParamSpec(2, "Faces per synthetic scene", (1, 6), read_only=True),
     "hold_frames": ParamSpec(15, "Frames each synthetic scene stays on screen", (1, 100000), read_only=True),
@@ -116,11 +119,7 @@ class ImageSourceNode(Node):
     def _tick(self) -> None:
         if self.done:
             return
-        wanted = self.params["wait_for_subscribers"]
-        if wanted and self.published == 0 and self.image_pub.get_subscription_count() < wanted:
-            if not self._waiting_logged:
-                self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.params['image_topic']}")
-                self._waiting_logged = True
+        if self.published == 0 and not self._subscribers_ready():
             return
         limit = self.params["max_frames"]
         frame = self._next_frame() if not limit or self.published < limit else None
@@ -128,6 +127,16 @@ class ImageSourceNode(Node):
             self._finish()
             return
         self.publish(frame)
+
+    def _subscribers_ready(self) -> bool:
+        wanted = {self.params["image_topic"]: (self.image_pub, self.params["wait_for_subscribers"]),
+                  self.params["camera_info_topic"]: (self.info_pub, self.params["wait_for_info_subscribers"])}
+        short = {topic: n for topic, (pub, n) in wanted.items() if pub.get_subscription_count() < n}
+        if short and not self._waiting_logged:
+            waits = ", ".join(f"{n} subscriber(s) on {topic}" for topic, n in short.items())
+            self.get_logger().info(f"waiting for {waits}")
+            self._waiting_logged = True
+        return not short
 
     def _next_frame(self) -> Frame | None:
         try:

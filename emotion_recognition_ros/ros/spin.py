@@ -24,14 +24,20 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def init_with_signals(args: list[str] | None = None) -> None:
-    """rclpy.init where SIGINT and SIGTERM raise KeyboardInterrupt in the main thread.
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread; a second one exits at once.
 
     Set explicitly: a process started in the background by a shell (or by a `ros2 launch` that was) inherits an
     ignored SIGINT, and rclpy's own handler then only wakes executors, so the node ran on; `ros2 launch` and
-    service managers stop nodes with SIGTERM. The node's code then finishes while its context still works."""
+    service managers stop nodes with SIGTERM, which by default skips every `finally` (and a bag's metadata)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
+
+
+def init_with_signals(args: list[str] | None = None) -> None:
+    """rclpy.init with stop_on_signals() instead of rclpy's handlers: the node's code finishes (closes its bag)
+    while its context still works."""
+    stop_on_signals()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
