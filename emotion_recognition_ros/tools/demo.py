@@ -293,18 +293,17 @@ class Demo:
 def wait_until_settled(collector: Collector) -> None:
     """Let the node finish the frames it has: until results stop coming and a diagnostics message has come after
     the last one (its counts are the summary's). Grad-CAM runs after the result (at most heatmap_rate_hz), so the
-    last heatmap comes later still; on a short, busy run the first one may not have come yet: give it a few
-    seconds."""
+    last heatmap comes later still; on a short, busy run the first one may not have come yet: give it 12 s."""
     stopped = time.monotonic()
 
     def settled() -> bool:
         now = time.monotonic()
         heat = collector.last_heatmap
-        heat_done = (heat is not None and now - heat > 1.5) or now - stopped > 6.0
+        heat_done = (heat is not None and now - heat > 1.5) or now - stopped > 12.0
         quiet = now - collector.last_result > 1.5 and collector.last_diagnostics > collector.last_result
         return quiet and heat_done
 
-    _wait(settled, 15.0)
+    _wait(settled, 20.0)
 
 
 def run(args) -> dict[str, Any]:
