@@ -99,6 +99,23 @@ def faces(single_threaded):
     return load_faces(CKPLUS)
 
 
+def test_photos() -> list:
+    """Real photos with faces (BGR): ../shared/data/photos where it exists, else scikit-image's astronaut (a real
+    photo of one face, installed with the dependencies)."""
+    import cv2
+
+    if PHOTOS.is_dir():
+        photos = [cv2.imread(str(p)) for p in sorted(PHOTOS.glob("*.jpg"))]
+        assert photos and all(p is not None for p in photos), f"unreadable photos in {PHOTOS}"
+        return photos
+    from skimage import data
+
+    return [cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)]
+
+
+test_photos.__test__ = False  # a helper, not a test
+
+
 def require_dataset(name: str = "ckplus48") -> None:
     """Skip the test, with one line naming the data, when dataset `name` is not there (a fresh clone)."""
     reason = missing_reason(name)
