@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Ctrl-C, `ros2 launch` and service managers (SIGTERM) all end with a finished bag (ros/spin.py).
     return spin_until_done("bag_recorder", BagRecorder, (BagError, ValueError, ParameterException),
-                           args=["bag_recorder", *ros_arguments(argv)])
+                           args=["bag_recorder", *ros_arguments(argv)], grace_s=30.0)  # time to finish the bag
 
 
 if __name__ == "__main__":
