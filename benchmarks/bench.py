@@ -1,7 +1,8 @@
 """`make bench` / `python -m benchmarks.bench`: speed, resources and accuracy of the emotion node as a user
 experiences it, next to a node built on the PyPI `fer` package, on the same frames over the same DDS.
 
-For each frame size x faces per frame (CK+ faces pasted on textured backgrounds):
+For each frame size x faces per frame (labelled faces pasted on textured backgrounds: FER+ Test faces, which the
+8-class default model never trained on, when ../shared/data has FER+; else, or with --ckplus, CK+ faces):
   1. per-stage latency in-process with the node's own code (decode, detect, preprocess, classify,
      Grad-CAM, publish): p50/p95 and pipeline fps; GPU memory on CUDA;
   2. end to end over DDS: our node and then the peer node, each in its own process, fed closed loop
@@ -75,7 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Gaussian sensor noise (std, grey levels) on every held frame (default 2; 0 = none)")
     p.add_argument("--seed", type=int, default=0, help="frame generation seed")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder (default bench_output/)")
-    p.add_argument("--ckplus", type=Path, default=None, help="CK+48 folder (default ../shared/data/ckplus48)")
+    p.add_argument("--ckplus", type=Path, default=None,
+                   help="paste CK+48 faces from this folder (default: FER+ Test faces when ../shared/data has FER+, "
+                        "else ../shared/data/ckplus48); score the six-class model with --ckplus and ckplus6")
     args = p.parse_args(argv)
     if args.scenes_every_frame:
         args.hold = 1
@@ -280,6 +283,16 @@ def run_dds(args, frame_sets, stream_by_key, truth_by_key, data: dict[str, Any])
         print(f"target {name}: {target['value']} -> {'met' if target['met'] else 'NOT met'}")
 
 
+def bench_faces(args) -> list:
+    """The faces the accuracy column is scored on: FER+ Test for the shipped 8-class default (CK+ labels have
+    no neutral face and CK+ is not the default's domain), CK+ when --ckplus names it or FER+ is absent."""
+    from emotion_recognition_ros.media.scenes import DEFAULT_CKPLUS, DEFAULT_FERPLUS_TEST, load_faces, load_ferplus_faces
+
+    if args.ckplus is None and DEFAULT_FERPLUS_TEST.is_dir():
+        return load_ferplus_faces(limit=3000)
+    return load_faces(args.ckplus or DEFAULT_CKPLUS)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     transport = dds.ros_environment(args.transport)
@@ -290,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     print(f"bench: building frames {args.sizes} x faces {args.faces}, {args.frames} per set", flush=True)
-    frame_sets = build_frame_sets(args.sizes, args.faces, args.frames, seed=args.seed,
-                                  **({"root": args.ckplus} if args.ckplus else {}))
+    frame_sets = build_frame_sets(args.sizes, args.faces, args.frames, seed=args.seed, faces=bench_faces(args))
     msgs_by_key, stream_by_key, truth_by_key = build_streams(args, frame_sets)
     data: dict[str, Any] = {"meta": run_meta(args, argv, started, transport), "stages": [],
                             "dds": {"closed": [], "open": [], "nodes": {}}, "comparison": [], "targets": {}}

@@ -3,15 +3,19 @@
     ros2 launch emotion_recognition_ros demo.launch.py                       # synthetic scenes, no RViz
     ros2 launch emotion_recognition_ros demo.launch.py rviz:=true            # + RViz (when rviz2 is installed)
     ros2 launch emotion_recognition_ros demo.launch.py source:=/path/to/video.mp4 namespace:=robot1
-    ros2 launch emotion_recognition_ros demo.launch.py source:=0 record:=true bag:=session_bag   # webcam + bag
+    ros2 launch emotion_recognition_ros demo.launch.py source:=0 record:=true bag:=bags/session   # webcam + bag
+    ros2 launch emotion_recognition_ros demo.launch.py source:=clip.mp4 width:=640 max_frames:=300 \
+        ground_truth_file:=truth.csv                 # 640 wide (aspect kept), stops after 300 frames
 
 The camera publishes image_raw and camera_info, the node emotion, emotion/heatmap, emotion/annotated and
 diagnostics, all relative to namespace (default: the root; namespace:=robot1 gives /robot1/image_raw, ...). record:=true writes the
-camera, emotion and diagnostics topics to bag:=PATH with `ros2 bag record` when rosbag2 is installed, else
-with this package's bag_recorder (same rosbag2 format; evaluate it with `evaluate_bag PATH`). rviz:=true
-without rviz2 installed logs that and runs on without it.
+camera, emotion and diagnostics topics to bag:=PATH (default bags/emotion_demo_DATE-TIME, a folder git ignores)
+with `ros2 bag record` when rosbag2 is installed, else with this package's bag_recorder (same rosbag2 format;
+evaluate it with `evaluate_bag PATH`); the camera then holds its first frame until the recorder and the node
+have subscribed, so the bag has every frame. rviz:=true without rviz2 installed logs that and runs on without it.
 """
 import importlib.util
+from datetime import datetime
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchContext, LaunchDescription
@@ -19,7 +23,7 @@ from launch.actions import (DeclareLaunchArgument, ExecuteProcess, GroupAction, 
                             OpaqueFunction, SetEnvironmentVariable)
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -51,7 +55,7 @@ def _rviz(context: LaunchContext) -> list:
 def _recorder(context: LaunchContext) -> list:
     """`ros2 bag record` when rosbag2 is there, else bag_recorder; the topics made absolute in the namespace."""
     topics = [absolute(context.launch_configurations.get("ros_namespace", "/"), t) for t in RECORDED_TOPICS]
-    bag = LaunchConfiguration("bag").perform(context)
+    bag = LaunchConfiguration("bag").perform(context) or datetime.now().strftime("bags/emotion_demo_%Y%m%d-%H%M%S")
     if importlib.util.find_spec("ros2bag") is not None:
         return [ExecuteProcess(cmd=["ros2", "bag", "record", "-o", bag, *topics], output="screen")]
     return [
@@ -77,7 +81,18 @@ def generate_launch_description() -> LaunchDescription:
                               description="start RViz with config/emotion_demo.rviz (skipped if rviz2 is not installed)"),
         DeclareLaunchArgument("record", default_value="false",
                               description="record camera, emotion and diagnostics (ros2 bag, else bag_recorder)"),
-        DeclareLaunchArgument("bag", default_value="emotion_demo_bag", description="bag folder for record:=true"),
+        DeclareLaunchArgument("bag", default_value="",
+                              description="bag folder for record:=true (must not exist); empty = "
+                                          "bags/emotion_demo_DATE-TIME"),
+        DeclareLaunchArgument("width", default_value="0",
+                              description="frame width (0 with height 0 = the source's own size; one of them 0 "
+                                          "keeps the aspect ratio)"),
+        DeclareLaunchArgument("height", default_value="0", description="frame height (0 = from width, or the source's)"),
+        DeclareLaunchArgument("max_frames", default_value="0", description="stop the camera after this many frames "
+                                                                           "(0 = never)"),
+        DeclareLaunchArgument("ground_truth_file", default_value="",
+                              description="synthetic sources: write each frame's labelled faces here (CSV for "
+                                          "evaluate_bag --truth)"),
         DeclareLaunchArgument("fastdds_transports",
                               default_value=EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA"),
                               description="Fast DDS builtin transports (LARGE_DATA keeps camera frames)"),
@@ -93,6 +108,18 @@ def generate_launch_description() -> LaunchDescription:
                 # value_type=str: a camera index like 0 must stay the string the node declares.
                 "source": ParameterValue(LaunchConfiguration("source"), value_type=str),
                 "rate": ParameterValue(LaunchConfiguration("rate"), value_type=float),
+                "width": ParameterValue(LaunchConfiguration("width"), value_type=int),
+                "height": ParameterValue(LaunchConfiguration("height"), value_type=int),
+                "max_frames": ParameterValue(LaunchConfiguration("max_frames"), value_type=int),
+                "ground_truth_file": ParameterValue(LaunchConfiguration("ground_truth_file"), value_type=str),
+                # The node (and with record:=true the recorder) first: discovery takes seconds, and frames
+                # published before would reach no one.
+                "wait_for_subscribers": ParameterValue(
+                    PythonExpression(["2 if '", LaunchConfiguration("record"), "'.lower() == 'true' else 1"]),
+                    value_type=int),
+                "wait_for_info_subscribers": ParameterValue(
+                    PythonExpression(["1 if '", LaunchConfiguration("record"), "'.lower() == 'true' else 0"]),
+                    value_type=int),
             },
         ],
     )

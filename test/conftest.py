@@ -78,12 +78,42 @@ def single_threaded() -> None:
 
 
 @pytest.fixture(scope="session")
-def faces(single_threaded):
-    """The six-class CK+48 faces (skips the test without the dataset)."""
+def labelled_faces(single_threaded):
+    """The six-class CK+48 faces with their real labels (skips the test without the dataset)."""
     from emotion_recognition_ros.media.scenes import load_faces
 
     require_shared_data()
     return load_faces(CKPLUS)
+
+
+@pytest.fixture(scope="session")
+def faces(single_threaded):
+    """Faces for tests that need *a* face: CK+48's where ../shared has them, else stand-ins cut from
+    scikit-image's astronaut (test/astronaut_faces.py; their labels are made up)."""
+    from emotion_recognition_ros.media.scenes import load_faces
+
+    if missing_reason("ckplus48"):
+        from astronaut_faces import astronaut_faces
+
+        return astronaut_faces()
+    return load_faces(CKPLUS)
+
+
+def test_photos() -> list:
+    """Real photos with faces (BGR): ../shared/data/photos where it exists, else scikit-image's astronaut (a real
+    photo of one face, installed with the dependencies)."""
+    import cv2
+
+    if PHOTOS.is_dir():
+        photos = [cv2.imread(str(p)) for p in sorted(PHOTOS.glob("*.jpg"))]
+        assert photos and all(p is not None for p in photos), f"unreadable photos in {PHOTOS}"
+        return photos
+    from skimage import data
+
+    return [cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)]
+
+
+test_photos.__test__ = False  # a helper, not a test
 
 
 def require_dataset(name: str = "ckplus48") -> None:

@@ -43,6 +43,9 @@ def test_records_images_and_emotions_with_definitions(ros_context, executor, tmp
     assert spin_until(executor, lambda: source.done and recorder.counts.get("/emotion", 0) >= 10, timeout=20)
     assert recorder.close() == bag
     assert recorder.counts["/image_raw"] == 10
+    # Asked for, never published: said at close, with the reason.
+    assert set(recorder.missing_topics()) == {"/unused"}
+    assert "no publisher" in recorder.missing_topics()["/unused"]
     assert "/camera_info" not in recorder.counts  # not asked for
 
     # No default typestore: everything must come from the definitions stored in the bag.

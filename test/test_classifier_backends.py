@@ -1,4 +1,5 @@
-"""The classifier's two CPU backends (ONNX Runtime, eager torch) on the shipped ckplus6 model and its CK+ faces."""
+"""The classifier's two CPU backends (ONNX Runtime, eager torch) on the shipped ckplus6 model: any faces for their
+agreement, its CK+ training faces for its accuracy."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_bad_backends_are_refused_with_the_reason():
 
 
 def test_onnxruntime_and_torch_give_the_same_probabilities(classifiers, crops):
-    images, labels = crops
+    images, _ = crops
     ort_model, torch_model = classifiers
     assert (ort_model.backend, torch_model.backend) == ("onnxruntime", "torch")
     a, b = ort_model.classify(images), torch_model.classify(images)
@@ -42,8 +43,15 @@ def test_onnxruntime_and_torch_give_the_same_probabilities(classifiers, crops):
     np.testing.assert_allclose(a, b, atol=1e-4)
     names = ort_model.class_names
     assert [names[i] for i in a.argmax(axis=1)] == [names[i] for i in b.argmax(axis=1)]
-    # These are training faces of the shipped model: nearly all must be right, or the export broke something.
-    assert np.mean([names[i] == label for i, label in zip(a.argmax(axis=1), labels)]) >= 0.9
+
+
+def test_the_exported_model_is_right_on_its_training_faces(classifiers, labelled_faces):
+    # CK+ faces, the ckplus6 model's training faces: nearly all must be right, or the export broke something.
+    picks = labelled_faces[::max(1, len(labelled_faces) // 12)][:12]
+    ort_model, _ = classifiers
+    names = ort_model.class_names
+    predicted = ort_model.classify([f.image for f in picks]).argmax(axis=1)
+    assert np.mean([names[i] == f.label for i, f in zip(predicted, picks)]) >= 0.9
 
 
 def test_batches_of_any_size_including_none(classifiers, crops):

@@ -194,6 +194,17 @@ def stop_cleanly(launch: Launch) -> None:
     assert not left, f"still running after SIGINT: {left}"
     assert rc == 0, f"ros2 launch exited {rc} after SIGINT:\n{launch.log()[-3000:]}"
     assert "process has died" not in launch.log(), launch.log()[-3000:]
+    # Every process ended on the first SIGINT: launch did not have to escalate to SIGTERM or SIGKILL.
+    assert "escalating to" not in launch.log(), launch.log()[-3000:]
+
+
+@pytest.fixture
+def ros2_daemon():
+    """A ros2 daemon in this test's domain, as most users have one running (`ros2 topic`, `ros2 param` start
+    it): Fast DDS's teardown once hung on its TCP connections."""
+    subprocess.run(["ros2", "daemon", "start"], check=True, capture_output=True, timeout=60)
+    yield
+    subprocess.run(["ros2", "daemon", "stop"], capture_output=True, timeout=60)
 
 
 def write_params(path: Path, **values) -> Path:
@@ -249,7 +260,7 @@ def test_demo_defaults_are_headless():
     assert defaults["rviz"] == defaults["record"] == "'false'", shown
 
 
-def test_demo_in_a_namespace_records_and_stops_cleanly(launches, executor, graph, tmp_path):
+def test_demo_in_a_namespace_records_and_stops_cleanly(ros2_daemon, launches, executor, graph, tmp_path):
     from emotion_msgs.msg import EmotionArray
 
     from emotion_recognition_ros.tools.bag_io import ros_distro, summarize
@@ -287,5 +298,9 @@ def test_demo_in_a_namespace_records_and_stops_cleanly(launches, executor, graph
     stop_cleanly(launch)
     summary = summarize(bag)
     assert summary.topics["/robot1/image_raw"][1] > 0 and summary.topics["/robot1/emotion"][1] > 0, summary
+    # The camera waited for the recorder on both of its topics: every frame has its camera info (but the one
+    # in flight when SIGINT reached the camera and the recorder together).
+    assert abs(summary.topics["/robot1/image_raw"][1] - summary.topics["/robot1/camera_info"][1]) <= 1, summary
+    assert "has no /robot1/" not in launch.log(), launch.log()[-3000:]  # the recorder's warning at close
     metadata = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert metadata["ros_distro"] == ros_distro() != "rosbags"

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import PHOTOS
+from conftest import test_photos
 
 from emotion_recognition_ros.core.detection import mtcnn_cascade
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
@@ -29,8 +29,7 @@ def images(faces):
     rng = np.random.default_rng(5)
     out = [make_scene([faces[int(i)] for i in rng.choice(len(faces), n)], 640, 480, (100, 180), rng=k).frame
            for k, n in enumerate((1, 1, 2, 4, 1, 3))]
-    for path in sorted(PHOTOS.glob("*.jpg")):
-        out.append(cv2.imread(str(path)))
+    out += test_photos()
     return [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) for bgr in out]
 
 

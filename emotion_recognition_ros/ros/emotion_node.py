@@ -38,6 +38,7 @@ from .diagnostics import ERROR, OK, TRANSPORT_ADVICE, WARN, NodeStats, StampGapM
 from .image_conversion import ImageConversionError, bgr_to_image_msg, compressed_msg_to_bgr, image_msg_to_bgr
 from .messages import emotion_array
 from .workers import LatestSlot, RateLimitedWorker, Worker
+from .spin import init_with_signals, shutdown_with_deadline
 
 PARAMETERS = params.EMOTION_NODE_PARAMETERS
 LOG_REPEAT_S = 10.0  # the same problem is logged at most once per this many seconds
@@ -227,7 +228,7 @@ class EmotionNode(Node):
 def main(args: list[str] | None = None) -> int:
     from ..core.model_io import ModelLoadError
 
-    rclpy.init(args=args)
+    init_with_signals(args)  # SIGINT/SIGTERM always stop it, also when started with SIGINT ignored (ros/spin.py)
     try:
         node = EmotionNode(cli_args=None)
     except (ModelLoadError, ValueError, ParameterException) as exc:
@@ -244,7 +245,7 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_with_deadline()
     return 0
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import sys
+import time
 from pathlib import Path
 
-import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -24,6 +24,10 @@ from .spin import spin_until_done
 from ..media.sources import Frame, FrameSource, SourceError, open_source, resize_frame
 
 GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
+# Matching is seen from the publisher's side first; a best-effort subscriber's side (with LARGE_DATA, its TCP
+# channel too) can follow a while later, and drops what comes before (seen as DDS message-lost events in the
+# emotion node of a 6-frame demo on a loaded 2-core machine); so the first frame waits a moment more.
+SUBSCRIBERS_SETTLE_S = 1.0
 
 
 # Kept in one table so the launch-file test can check names against it.
@@ -46,6 +50,9 @@ PARAMETERS: dict[str, ParamSpec] = {
     "qos_depth": ParamSpec(5, "Publisher QoS history depth", (1, 1000), read_only=True),
     "wait_for_subscribers": ParamSpec(0, "Hold frames until this many subscriptions match the image topic (0 = start "
                                       "at once), so a recording or a demo loses no first frames", (0, 100)),
+    "wait_for_info_subscribers": ParamSpec(0, "Also hold frames until this many subscriptions match the camera info "
+                                           "topic (a recorder: its bag then has every frame's camera info)",
+                                           (0, 100)),
     "seed": ParamSpec(0, "Random seed of the synthetic scenes", (0, 2**31 - 1), read_only=True),
     "faces_per_frame": ParamSpec(2, "Faces per synthetic scene", (1, 6), read_only=True),
     "hold_frames": ParamSpec(15, "Frames each synthetic scene stays on screen", (1, 100000), read_only=True),
@@ -101,6 +108,7 @@ class ImageSourceNode(Node):
         self._truth = self._open_truth(p["ground_truth_file"])
         self._info: CameraInfo | None = None
         self._waiting_logged = False
+        self._matched_at: float | None = None
         self.timer = self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(f"publishing {self.source.name} on {p['image_topic']} at {rate:g} fps "
                                f"({p['reliability']}, {p['encoding']})")
@@ -117,11 +125,7 @@ class ImageSourceNode(Node):
     def _tick(self) -> None:
         if self.done:
             return
-        wanted = self.params["wait_for_subscribers"]
-        if wanted and self.published == 0 and self.image_pub.get_subscription_count() < wanted:
-            if not self._waiting_logged:
-                self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.params['image_topic']}")
-                self._waiting_logged = True
+        if self.published == 0 and not self._subscribers_ready():
             return
         limit = self.params["max_frames"]
         frame = self._next_frame() if not limit or self.published < limit else None
@@ -129,6 +133,23 @@ class ImageSourceNode(Node):
             self._finish()
             return
         self.publish(frame)
+
+    def _subscribers_ready(self) -> bool:
+        if self._matched_at is not None:
+            return time.monotonic() - self._matched_at >= SUBSCRIBERS_SETTLE_S
+        wanted = {self.params["image_topic"]: (self.image_pub, self.params["wait_for_subscribers"]),
+                  self.params["camera_info_topic"]: (self.info_pub, self.params["wait_for_info_subscribers"])}
+        short = {topic: n for topic, (pub, n) in wanted.items() if pub.get_subscription_count() < n}
+        if short and not self._waiting_logged:
+            waits = ", ".join(f"{n} subscriber(s) on {topic}" for topic, n in short.items())
+            self.get_logger().info(f"waiting for {waits}")
+            self._waiting_logged = True
+        if short:
+            return False
+        if not any(n for _, n in wanted.values()):
+            return True
+        self._matched_at = time.monotonic()
+        return False
 
     def _next_frame(self) -> Frame | None:
         try:
@@ -175,8 +196,7 @@ class ImageSourceNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    return spin_until_done("image_source", ImageSourceNode, (SourceError, ValueError, ParameterException))
+    return spin_until_done("image_source", ImageSourceNode, (SourceError, ValueError, ParameterException), args)
 
 
 if __name__ == "__main__":

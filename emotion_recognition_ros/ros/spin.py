@@ -1,28 +1,90 @@
-"""The main loop of a node that finishes on its own (`node.done`): the image source, the bag recorder."""
+"""How this package's programs start and stop ROS: signals that always stop them, a teardown that cannot hang,
+and the main loop of a node that finishes on its own (`node.done`: the image source, the bag recorder)."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from typing import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
+from rclpy.signals import SignalHandlerOptions
+
+# Fast DDS's teardown (TCP transport of LARGE_DATA, with a ros2 daemon connected) measured hanging forever
+# after the node's own work was done (docs/reliability.md): once the node is destroyed, give it this long.
+TEARDOWN_TIMEOUT_S = 3.0
 
 
-def spin_until_done(program: str, make_node: Callable[[], object], errors: tuple[type[BaseException], ...]) -> int:
-    """Build the node and spin it until it is done or stopped; `errors` become one line and exit status 2.
-    Expects rclpy to be initialised; shuts it down."""
-    node = None
+def _exit_now(code: int, why: str) -> None:
+    print(f"{os.path.basename(sys.argv[0])}: {why}, exiting", file=sys.stderr, flush=True)
+    os._exit(code)
+
+
+def _interrupt_within(grace_s: float):
+    def interrupt(signum, frame) -> None:
+        # A second signal while we finish (closing a bag, tearing down DDS) ends the process at once, and so
+        # does a finish that takes longer than grace_s (worker threads busy on a loaded machine: the emotion node
+        # once took 43 s at load 12 on 2 cores).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: _exit_now(128 + signum, "second signal"))
+        watchdog = threading.Timer(grace_s, _exit_now, (128 + signum, f"still finishing {grace_s:g} s after the signal"))
+        watchdog.daemon = True
+        watchdog.start()
+        raise KeyboardInterrupt
+    return interrupt
+
+
+def stop_on_signals(grace_s: float = 10.0) -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread; a second one, or `grace_s` seconds without
+    having finished, exits at once.
+
+    Set explicitly: a process started in the background by a shell (or by a `ros2 launch` that was) inherits an
+    ignored SIGINT, and rclpy's own handler then only wakes executors, so the node ran on; `ros2 launch` and
+    service managers stop nodes with SIGTERM, which by default skips every `finally` (and a bag's metadata)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt_within(grace_s))
+
+
+def init_with_signals(args: list[str] | None = None, grace_s: float = 10.0) -> None:
+    """rclpy.init with stop_on_signals() instead of rclpy's handlers: the node's code finishes (closes its bag)
+    while its context still works."""
+    stop_on_signals(grace_s)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def shutdown_with_deadline(code: int = 0, timeout: float = TEARDOWN_TIMEOUT_S) -> None:
+    """rclpy.try_shutdown(), but if DDS's teardown has not returned after `timeout` seconds the process exits
+    with `code` anyway: everything of ours (bags, files) is closed by then, only sockets remain."""
+    watchdog = threading.Timer(timeout, _exit_now, (code, f"DDS teardown still running after {timeout:g} s"))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        rclpy.try_shutdown()
+    finally:
+        watchdog.cancel()
+
+
+def spin_until_done(program: str, make_node: Callable[[], object], errors: tuple[type[BaseException], ...],
+                    args: list[str] | None = None, grace_s: float = 10.0) -> int:
+    """Start rclpy (init_with_signals), build the node and spin it until it is done or stopped; `errors`
+    become one line and exit status 2. Shuts rclpy down (shutdown_with_deadline)."""
+    init_with_signals(args, grace_s)
+    node, code = None, 0
     try:
         node = make_node()
         while rclpy.ok() and not node.done:
             rclpy.spin_once(node, timeout_sec=0.1)
     except errors as exc:
         print(f"{program}: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C or `ros2 launch` stopping us: finish cleanly (a bag gets its metadata)
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+        try:
+            if node is not None:
+                node.destroy_node()
+        finally:
+            shutdown_with_deadline(code)
+    return code

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
-import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
@@ -151,7 +148,23 @@ class BagRecorder(Node):
             writer.close()
             counts = ", ".join(f"{t} {n}" for t, n in self.counts.items()) or "nothing"
             self.get_logger().info(f"closed {self.path}: {counts}")
+            for topic, why in self.missing_topics().items():
+                self.get_logger().warning(f"{self.path} has no {topic}: {why}")
         return self.path
+
+    def missing_topics(self) -> dict[str, str]:
+        """Each requested topic the bag holds no message of, with the reason (a recording without its camera
+        cannot be evaluated: say so when it is made, not when it is read)."""
+        wanted = self.counts if self.params["all_topics"] else self.params["topics"]
+        missing = {}
+        for topic in wanted:
+            if topic in self._skipped:
+                missing[topic] = "its type could not be recorded"
+            elif topic not in self.connections:
+                missing[topic] = "no publisher appeared (is the name, and its namespace, right?)"
+            elif not self.counts[topic]:
+                missing[topic] = "its publisher sent nothing"
+        return missing
 
     def destroy_node(self) -> None:
         self.close()
@@ -178,19 +191,11 @@ def ros_arguments(argv: list[str]) -> list[str]:
     return ros + [arg for param in params for arg in ("-p", param)]
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # Ctrl-C, `ros2 launch` and service managers (SIGTERM) all end with a finished bag. Installed explicitly:
-    # a recorder started in the background inherits an ignored SIGINT otherwise.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
-    # We handle SIGINT ourselves (as KeyboardInterrupt), so the bag is closed while the context still works.
-    rclpy.init(args=["bag_recorder", *ros_arguments(argv)], signal_handler_options=SignalHandlerOptions.NO)
-    return spin_until_done("bag_recorder", BagRecorder, (BagError, ValueError, ParameterException))
+    # Ctrl-C, `ros2 launch` and service managers (SIGTERM) all end with a finished bag (ros/spin.py).
+    return spin_until_done("bag_recorder", BagRecorder, (BagError, ValueError, ParameterException),
+                           args=["bag_recorder", *ros_arguments(argv)], grace_s=30.0)  # time to finish the bag
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-CAPTION_HEIGHT = 22
-TITLE_HEIGHT = 30
+# Captions carry the per-face labels: sized to be read on the sheet itself (the node's own labels in the
+# annotated frames shrink with the tiles).
+CAPTION_HEIGHT = 30
+TITLE_HEIGHT = 36
 BACKGROUND = (32, 32, 32)
 
 
@@ -53,13 +55,13 @@ def compose(entries: Sequence[SheetEntry], columns: int = 2, tile_width: int = 3
     top = TITLE_HEIGHT if title else 0
     sheet = np.full((top + rows * cell_h, columns * cell_w, 3), BACKGROUND, np.uint8)
     if title:
-        _text(sheet, title, (8, 20), 0.55)
+        _text(sheet, title, (8, 25), 0.65)
     for i, entry in enumerate(entries):
         r, c = divmod(i, columns)
         y, x = top + r * cell_h, c * cell_w
         sheet[y:y + tile_height, x:x + tile_width] = _tile(entry.annotated, tile_width, tile_height)
         sheet[y:y + tile_height, x + tile_width:x + cell_w] = _tile(entry.heatmap, tile_width, tile_height)
-        _text(sheet, entry.caption[: cell_w // 7], (x + 6, y + tile_height + 16))
+        _text(sheet, entry.caption[: cell_w // 11], (x + 6, y + tile_height + 22), 0.62)
     return sheet
 
 
