@@ -74,7 +74,7 @@ class EmotionNode(LifecycleNode):
         self._subscriptions: list = []
         self._ros4hri: ros4hri.Ros4HriOutput | None = None
         self.lifecycle_state = "unconfigured"
-        self._configure_error: Exception | None = None
+        self.configure_error: Exception | None = None
         p = params.declare(self, PARAMETERS, params.RENAMED_PARAMETERS)
         if problem := params.check(p):
             raise ValueError(f"{self.get_name()}: {problem}")
@@ -86,17 +86,18 @@ class EmotionNode(LifecycleNode):
         self._pipeline_lock = threading.Lock()
         for name in NODE_SETTINGS:
             setattr(self, name, p[name])
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)  # relative: moves with the namespace
-        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         if p["autostart"]:
             self.start()
+        # Last, so that the diagnostics publisher appearing in the graph means start-up is over.
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)  # relative: moves with the namespace
+        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
 
     def start(self) -> None:
         """configure + activate now; a configure failure raises its cause (ModelLoadError naming the file, ...)."""
         if self.trigger_configure() != SUCCESS:
-            raise self._configure_error or RuntimeError(f"{self.get_name()}: configure failed")
+            raise self.configure_error or RuntimeError(f"{self.get_name()}: configure failed")
         if self.trigger_activate() != SUCCESS:
             raise RuntimeError(f"{self.get_name()}: activate failed (see the log)")
 
@@ -106,14 +107,14 @@ class EmotionNode(LifecycleNode):
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and warm up the model and detector, create the (lifecycle) publishers, start the threads."""
-        self._configure_error = None
+        self.configure_error = None
         p = self._values()
         try:
             set_threads(p["threads"])
             # Loads and warms up the model (raises ModelLoadError naming the file): the first frame pays nothing.
             self.pipeline = EmotionPipeline(pipeline_config(p))
         except Exception as exc:  # stay unconfigured, say why; autostart re-raises it from the constructor
-            self._configure_error = exc
+            self.configure_error = exc
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return FAILURE
         self.get_logger().info(f"model {self.pipeline.model_id} on {self.pipeline.classifier.device} "
