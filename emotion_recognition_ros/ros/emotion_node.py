@@ -15,11 +15,11 @@ Threads, and why (ros/workers.py):
 """
 from __future__ import annotations
 
-import gc
+import os
 import sys
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, NoReturn
 
 import rclpy
 import rclpy.executors
@@ -173,7 +173,6 @@ class EmotionNode(LifecycleNode):
             cuda = self.pipeline.classifier.device.type == "cuda"
             self.pipeline.close()
             self.pipeline = None
-            gc.collect()
             if cuda:
                 torch.cuda.empty_cache()
 
@@ -328,7 +327,19 @@ class EmotionNode(LifecycleNode):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None) -> NoReturn:
+    """`ros2 run emotion_recognition_ros emotion_node`: run until stopped, then leave with the exit status."""
+    code = run(args)
+    # After a clean shutdown the interpreter's own teardown can loop in the garbage collector with rclpy's
+    # LifecycleNode (seen with the Kilted wheels: `ros2 launch` then escalates SIGINT to SIGTERM). Everything is
+    # closed by now, so leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(args: list[str] | None = None) -> int:
+    """Start the node, spin it until Ctrl-C or shutdown, clean up; the exit status (1: it could not start)."""
     from ..core.model_io import ModelLoadError
 
     rclpy.init(args=args)
@@ -339,6 +350,8 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 1
     except Exception as exc:  # e.g. an invalid topic name: still one clear line, not a traceback
+        if not rclpy.ok():  # Ctrl-C (or `ros2 launch` stopping) during start-up: not an error
+            return 0
         print(f"emotion_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
@@ -356,4 +369,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
