@@ -155,7 +155,8 @@ class EmotionNode(LifecycleNode):
             self.destroy_subscription(subscription)
         self._subscriptions = []
         with self._pipeline_lock:
-            self.lifecycle_state = "deactivating"
+            if self.lifecycle_state == "active":
+                self.lifecycle_state = "deactivating"  # a frame taken before this is dropped, not published
             if self._ros4hri is not None:
                 self._ros4hri.close()
                 self._ros4hri = None
