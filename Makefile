@@ -5,7 +5,8 @@ RUN := scripts/run
 STAMP := .venv/.setup-stamp
 SETUP_INPUTS := requirements.txt requirements-ros.txt requirements-ros-jazzy.txt setup.py package.xml scripts/setup.sh \
 	$(wildcard emotion_msgs/msg/*.msg) emotion_msgs/CMakeLists.txt emotion_msgs/package.xml \
-	$(wildcard ../shared/ros2-tools/install.sh)
+	$(wildcard ../shared/ros2-tools/install.sh) \
+	$(wildcard ../shared/ros2-interfaces/hri_msgs/package.xml ../shared/ros2-interfaces/hri_msgs/msg/*.msg)
 DEMO_ARGS ?=
 TEST_ARGS ?=
 

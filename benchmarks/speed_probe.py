@@ -5,6 +5,9 @@
     python -m benchmarks.speed_probe dds --rate 60 --seconds 20 -p detect_every_n:=3
         a camera-like publisher at --rate fps in this process, the real `emotion_node` in a child process
         (its own `--ros-args`), answers matched by stamp: answered fps, dropped frames, latency
+    python -m benchmarks.speed_probe ros4hri --rate 30 --seconds 20 --rounds 3
+        the same DDS run with ros4hri:=false and ros4hri:=true, alternating, side by side (run it on an idle
+        machine: the two must see the same load)
 
 Set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (scripts/run does) or most 640x480 frames are lost on loopback.
 """
@@ -97,11 +100,26 @@ class _Camera:
         self.heatmaps: list[float] = []
         self.node.create_subscription(EmotionArray, "/emotion", self._on_result, 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        if getattr(args, "hri_faces", False):  # a REP-155 consumer of every face's topics
+            self._subscribe_hri_faces()
         if args.heatmap:  # a subscriber makes the node compute Grad-CAM overlays
             self.node.create_subscription(Image, "/emotion/heatmap", lambda _m: self.heatmaps.append(time.monotonic()),
                                           5)
         self.pub = self.node.create_publisher(Image, "/image_raw", QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
+
+    def _subscribe_hri_faces(self, most_faces: int = 10) -> None:
+        from hri_msgs.msg import Expression, FacialLandmarks, IdsList, NormalizedRegionOfInterest2D
+        from sensor_msgs.msg import Image
+
+        from emotion_recognition_ros.ros.ros4hri import FACES, face_token
+
+        self.node.create_subscription(IdsList, f"{FACES}/tracked", lambda _m: None, 10)
+        kinds = {"roi": NormalizedRegionOfInterest2D, "cropped": Image, "aligned": Image,
+                 "landmarks": FacialLandmarks, "expression": Expression}
+        for face_id in range(1, most_faces + 1):  # track ids count up from 1 in a fresh node
+            for name, kind in kinds.items():
+                self.node.create_subscription(kind, f"{FACES}/{face_token(face_id)}/{name}", lambda _m: None, 5)
 
     def _on_result(self, msg) -> None:
         key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
@@ -170,7 +188,7 @@ def probe_dds(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
-    for mode in ("pipeline", "dds"):
+    for mode in ("pipeline", "dds", "ros4hri"):
         p = sub.add_parser(mode)
         p.add_argument("--faces", type=int, default=1)
         p.add_argument("--width", type=int, default=640)
@@ -189,16 +207,32 @@ def main(argv: list[str] | None = None) -> int:
     pipe.add_argument("--backend", default=defaults.backend, help="classifier backend: auto | torch | onnxruntime")
     pipe.add_argument("--detect-async", action="store_true", help="background detection")
     pipe.add_argument("--explain", action="store_true", help="also time Grad-CAM on every frame")
-    dds = sub.choices["dds"]
-    dds.add_argument("--rate", type=float, default=60.0)
-    dds.add_argument("--seconds", type=float, default=20.0)
-    dds.add_argument("--domain-id", type=int, default=None, help="ROS domain for the probe and the node")
-    dds.add_argument("--heatmap", action="store_true", help="subscribe to /emotion/heatmap")
-    dds.add_argument("-p", "--param", action="append", default=[], help="node parameter NAME:=VALUE (repeatable)")
+    for dds in (sub.choices["dds"], sub.choices["ros4hri"]):
+        dds.add_argument("--rate", type=float, default=60.0)
+        dds.add_argument("--seconds", type=float, default=20.0)
+        dds.add_argument("--domain-id", type=int, default=None, help="ROS domain for the probe and the node")
+        dds.add_argument("--heatmap", action="store_true", help="subscribe to /emotion/heatmap")
+        dds.add_argument("-p", "--param", action="append", default=[], help="node parameter NAME:=VALUE (repeatable)")
+    sub.choices["ros4hri"].add_argument("--rounds", type=int, default=3, help="off/on pairs (alternating)")
     args = parser.parse_args(argv)
-    report = profile_pipeline(args) if args.mode == "pipeline" else probe_dds(args)
-    print(json.dumps(report, indent=2))
+    modes = {"pipeline": profile_pipeline, "dds": probe_dds, "ros4hri": compare_ros4hri}
+    print(json.dumps(modes[args.mode](args), indent=2))
     return 0
+
+
+def compare_ros4hri(args) -> dict:
+    """probe_dds with ros4hri off and on, alternating `rounds` times, so both see the same load; the REP-155
+    faces are subscribed to (cropped and aligned images are only made for subscribers)."""
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    for _ in range(args.rounds):
+        for key in runs:
+            params = [*args.param, f"ros4hri:={'true' if key == 'on' else 'false'}"]
+            runs[key].append(probe_dds(argparse.Namespace(**{**vars(args), "param": params, "hri_faces": key == "on"})))
+    summary = {key: {"answered_fps": [r["answered_fps"] for r in reports],
+                     "latency_p50_ms": [r["latency_ms"]["p50"] if r["latency_ms"] else None for r in reports]}
+               for key, reports in runs.items()}
+    return {"offered_fps": args.rate, "seconds": args.seconds, "faces_per_frame": args.faces, "summary": summary,
+            "runs": runs}
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int,
             if cuda:
                 torch.cuda.synchronize()
             t2 = time.perf_counter()
-            node.publish_result(msg.header, result)
+            node.publish_result(msg.header, result, frame)
             t3 = time.perf_counter()
             times["decode"].append(t1 - t0)
             for stage in ("detect", "preprocess", "classify", "explain"):

@@ -3,9 +3,12 @@
     ros2 launch emotion_recognition_ros emotion_recognition.launch.py camera_topic:=/my_camera/image_raw
     ros2 launch emotion_recognition_ros emotion_recognition.launch.py params_file:=my.yaml namespace:=robot1
     ros2 launch emotion_recognition_ros emotion_recognition.launch.py model:=/path/to/model device:=cuda
+    ros2 launch emotion_recognition_ros emotion_recognition.launch.py ros4hri:=true autostart:=false
 
-Parameters come from params_file (default config/emotion_node.yaml). The arguments camera_topic, model, device
-and heatmaps override their parameter only when given, so a params_file is never overridden by a default.
+Parameters come from params_file (default config/emotion_node.yaml). The arguments camera_topic, model, device,
+heatmaps, ros4hri and autostart override their parameter only when given, so a params_file is never overridden by
+a default. autostart:=false starts the node managed: unconfigured, until a lifecycle manager (or `ros2 lifecycle
+set /emotion_node configure`, then `activate`) brings it up.
 Topics are relative (image_raw, emotion, emotion/heatmap, emotion/annotated, diagnostics): namespace:=robot1
 moves them all under /robot1, and camera_topic (or a params_file's image_topic) points the input elsewhere.
 Sets FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA unless it is already set (Fast DDS's default transports drop
@@ -21,7 +24,7 @@ from launch_ros.substitutions import FindPackageShare
 PACKAGE = "emotion_recognition_ros"
 # launch argument -> (node parameter, type). Empty (the default) = keep the params_file's value.
 OVERRIDES = {"camera_topic": ("image_topic", str), "model": ("model", str), "device": ("device", str),
-             "heatmaps": ("publish_heatmap", bool)}
+             "heatmaps": ("publish_heatmap", bool), "ros4hri": ("ros4hri", bool), "autostart": ("autostart", bool)}
 BOOLEANS = {"true": True, "false": False}
 
 
@@ -66,6 +69,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="auto | cpu | cuda | cuda:N; empty = params_file's device"),
         DeclareLaunchArgument("heatmaps", default_value="",
                               description="true | false: publish Grad-CAM heatmaps; empty = params_file's publish_heatmap"),
+        DeclareLaunchArgument("ros4hri", default_value="",
+                              description="true | false: also publish REP-155 faces under /humans/faces (needs "
+                                          "hri_msgs); empty = params_file's ros4hri"),
+        DeclareLaunchArgument("autostart", default_value="",
+                              description="true | false: false starts the node managed, unconfigured until "
+                                          "configured and activated; empty = params_file's autostart"),
         DeclareLaunchArgument("fastdds_transports",
                               default_value=EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA"),
                               description="Fast DDS builtin transports (LARGE_DATA keeps camera frames)"),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the project environment: .venv (pinned Python deps), ROS 2 (PyPI wheels unless a system
 # ROS 2 is sourced; ROS_WHEELS=kilted (default) or jazzy), both packages (emotion_msgs, then this
-# ament_python package with --symlink-install) built with colcon into install/, and, without a system
-# ROS 2, launch/launch_ros/launch_testing/ros2cli from ../shared/ros2-tools when that folder exists.
+# ament_python package with --symlink-install) built with colcon into install/, hri_msgs (REP-155, for
+# ros4hri:=true) from ../shared/ros2-interfaces/hri_msgs when that folder exists and no ROS 2 provides it, and,
+# without a system ROS 2, launch/launch_ros/launch_testing/ros2cli from ../shared/ros2-tools when that folder exists.
 # Idempotent: `make setup` calls it only when an input changed. Every failure says which prerequisite is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ PYTHON=${PYTHON:-python3}
 # Unset: the distribution this venv was built with (so a later plain `make test` keeps it), else Kilted.
 ROS_WHEELS=${ROS_WHEELS:-$(cat "$VENV/.ros-wheels" 2>/dev/null || echo kilted)}
 ROS2_TOOLS=$ROOT/../shared/ros2-tools
+HRI_MSGS=$ROOT/../shared/ros2-interfaces/hri_msgs
 
 trap 'printf "\n[setup] ERROR: step failed at line %s: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 die() { printf '\n[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -111,6 +113,21 @@ build_packages() {
   fi
 }
 
+# hri_msgs (REP-155) is optional: only the node's ros4hri output needs it, and the node names the apt package
+# when it is missing. A sourced ROS 2 that has it wins; otherwise it is built from ../shared when there.
+build_hri_msgs() {
+  if [ -n "${ROS_DISTRO:-}" ] && "$VENV/bin/python" -c 'import hri_msgs.msg' 2>/dev/null; then
+    step "hri_msgs: from the sourced ROS 2 $ROS_DISTRO"
+  elif [ -f "$HRI_MSGS/package.xml" ]; then
+    step "building hri_msgs (REP-155) from ../shared/ros2-interfaces/hri_msgs into install/ (log: build/hri_msgs.log)"
+    colcon_build --base-paths "$HRI_MSGS" \
+      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" > build/hri_msgs.log 2>&1 \
+      || { tail -40 build/hri_msgs.log >&2; die "colcon could not build hri_msgs (full log: build/hri_msgs.log)."; }
+  else
+    step "no hri_msgs: ros4hri:=true will be refused (apt-get install ros-${ROS_DISTRO:-\$ROS_DISTRO}-hri-msgs, or ../shared/ros2-interfaces/hri_msgs)"
+  fi
+}
+
 # ros2 launch, launch_ros, launch_testing and the ros2 CLI: a system ROS 2 has them; for the PyPI wheels
 # they come from ../shared/ros2-tools (not on PyPI), which also builds composition_interfaces into install/.
 install_ros2_tools() {
@@ -132,5 +149,6 @@ make_venv
 install_requirements
 patch_ros_cmake_paths
 build_packages
+build_hri_msgs
 install_ros2_tools
 step "done in $(( $(date +%s) - start )) s"

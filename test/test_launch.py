@@ -304,3 +304,25 @@ def test_demo_in_a_namespace_records_and_stops_cleanly(ros2_daemon, launches, ex
     assert "has no /robot1/" not in launch.log(), launch.log()[-3000:]  # the recorder's warning at close
     metadata = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert metadata["ros_distro"] == ros_distro() != "rosbags"
+
+
+def ros2_lifecycle(*args: str) -> str:
+    """`ros2 lifecycle ARGS --no-daemon` as a user types it (no daemon left behind); its output."""
+    proc = subprocess.run(["ros2", "lifecycle", *args, "--no-daemon", "--spin-time", "5"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, f"ros2 lifecycle {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc.stdout.strip()
+
+
+def test_autostart_false_starts_the_node_managed_for_ros2_lifecycle(launches, executor, graph, tmp_path):
+    params = write_params(tmp_path / "my.yaml", **MY_YAML)
+    launch = launches("emotion_recognition.launch.py", f"params_file:={params}", "autostart:=false")
+    wait_for_node(executor, graph, launch, "emotion_node", "/", "/diagnostics")
+    assert ros2_lifecycle("get", "/emotion_node") == "unconfigured [1]"
+    assert "/my_cam/image_raw" not in node_topics(graph, "emotion_node", "/")  # no input until active
+    assert "Transitioning successful" in ros2_lifecycle("set", "/emotion_node", "configure")
+    assert ros2_lifecycle("get", "/emotion_node") == "inactive [2]"
+    assert "Transitioning successful" in ros2_lifecycle("set", "/emotion_node", "activate")
+    assert ros2_lifecycle("get", "/emotion_node") == "active [3]"
+    assert answers_frames(executor, graph, "/my_cam/image_raw", "/emotion"), launch.log()[-3000:]
+    stop_cleanly(launch)

@@ -14,7 +14,7 @@ class ParamSpec:
     default: Any
     description: str
     bounds: tuple[float, float] | None = None  # inclusive range of a number
-    choices: tuple[str, ...] | None = None  # the accepted strings (None: any, or checked by `check_values`)
+    choices: tuple[str, ...] | None = None  # the accepted strings (None: any string, or checked elsewhere)
     read_only: bool = False  # only at start-up (models, devices, threads are built once)
     any_type: bool = False  # the value may come as any type (e.g. a camera index or a path)
 
@@ -56,6 +56,13 @@ PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
     "track_confirm_hits": ParamSpec(1, "detections before a track is published", (1, 30)),
     "track_max_misses": ParamSpec(5, "detection rounds a track survives without a match", (0, 300)),
 }
+
+
+def choice_problem(name: str, spec: ParamSpec, value: Any) -> str | None:
+    """Why `value` is not one of `spec.choices`, or None (also None for a spec without choices)."""
+    if spec.choices is None or value in spec.choices:
+        return None
+    return f"unknown {name} '{value}' ({name} must be one of: {', '.join(spec.choices)})"
 
 
 def _default(name: str) -> Any:
@@ -102,8 +109,8 @@ def check_values(values: Mapping[str, Any]) -> str | None:
         spec = PIPELINE_PARAMETERS.get(name)
         if spec is None:
             continue
-        if spec.choices is not None and value not in spec.choices:
-            return f"unknown {name} '{value}' (use {', '.join(spec.choices)})"
+        if reason := choice_problem(name, spec, value):
+            return reason
         if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
             return f"{name} must be in [{spec.bounds[0]}, {spec.bounds[1]}], got {value}"
     if "device" in values and (reason := validate_device_spec(values["device"])):

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..core.config import ParamSpec
 from .image_conversion import bgr_to_image_msg
 from .params import declare
+from .qos import RELIABILITIES, image_qos
 from .spin import spin_until_done
 from ..media.sources import Frame, FrameSource, SourceError, open_source, resize_frame
 
@@ -42,11 +42,13 @@ PARAMETERS: dict[str, ParamSpec] = {
     "frame_id": ParamSpec("camera", "header.frame_id of the images and camera info"),
     "image_topic": ParamSpec("image_raw", "Topic for sensor_msgs/Image", read_only=True),
     "camera_info_topic": ParamSpec("camera_info", "Topic for sensor_msgs/CameraInfo", read_only=True),
-    "encoding": ParamSpec("bgr8", "Image encoding: bgr8, rgb8 or mono8", read_only=True),
+    "encoding": ParamSpec("bgr8", "Image encoding: bgr8, rgb8 or mono8", choices=("bgr8", "rgb8", "mono8"),
+                          read_only=True),
     "width": ParamSpec(0, "Resize frames to this width (0 = keep; with height 0, keeps the aspect ratio)",
                        (0, 8192), read_only=True),
     "height": ParamSpec(0, "Resize frames to this height (0 = keep)", (0, 8192), read_only=True),
-    "reliability": ParamSpec("reliable", "Publisher QoS reliability: reliable or best_effort", read_only=True),
+    "reliability": ParamSpec("reliable", "Publisher QoS reliability: reliable or best_effort", choices=RELIABILITIES,
+                             read_only=True),
     "qos_depth": ParamSpec(5, "Publisher QoS history depth", (1, 1000), read_only=True),
     "wait_for_subscribers": ParamSpec(0, "Hold frames until this many subscriptions match the image topic (0 = start "
                                       "at once), so a recording or a demo loses no first frames", (0, 100)),
@@ -88,18 +90,12 @@ class ImageSourceNode(Node):
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides or [], **kwargs)
         p = declare(self, PARAMETERS)
         p["source"] = str(p["source"])
-        if p["reliability"] not in ("reliable", "best_effort"):
-            raise ValueError(f"parameter reliability must be 'reliable' or 'best_effort', got '{p['reliability']}'")
-        if p["encoding"] not in ("bgr8", "rgb8", "mono8"):
-            raise ValueError(f"parameter encoding must be bgr8, rgb8 or mono8, got '{p['encoding']}'")
         self.params = p
         self.source = source or open_source(
             p["source"], width=p["width"] or 640, height=p["height"] or 480, seed=p["seed"],
             faces_per_frame=p["faces_per_frame"], hold_frames=p["hold_frames"],
             warn=self.get_logger().warning)
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=p["qos_depth"], durability=DurabilityPolicy.VOLATILE,
-            reliability=ReliabilityPolicy.RELIABLE if p["reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT)
+        qos = image_qos(p["reliability"], p["qos_depth"])
         self.image_pub = self.create_publisher(Image, p["image_topic"], qos)
         self.info_pub = self.create_publisher(CameraInfo, p["camera_info_topic"], qos)
         rate = p["rate"] or self.source.fps or 10.0
