@@ -27,11 +27,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(module, names taken from it) for every import statement in `path`, relative ones made absolute."""
+def type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the statements under `if TYPE_CHECKING:`: they never run, so they cannot close an import cycle."""
+    return {id(inner) for node in ast.walk(tree)
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+            for statement in node.body for inner in ast.walk(statement)}
+
+
+def imports(path: Path, run_time_only: bool = False) -> list[tuple[str, list[str]]]:
+    """(module, names taken from it) for every import statement in `path`, relative ones made absolute
+    (`run_time_only`: without those under `if TYPE_CHECKING:`)."""
     package = path.relative_to(REPO).with_suffix("").parts[:-1]
+    tree = ast.parse(path.read_text(), str(path))
+    skipped = type_checking_only(tree) if run_time_only else set()
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -70,7 +82,7 @@ def module_graph(packages: Sequence[str] = ("emotion_recognition_ros", "training
     graph = {}
     for name, path in paths.items():
         targets = set()
-        for module, names in imports(path):
+        for module, names in imports(path, run_time_only=True):
             subs = [f"{module}.{n}" for n in names if f"{module}.{n}" in paths]
             targets.update(subs if subs and len(subs) == len(names) else subs + [module])
         graph[name] = {target for target in targets if target in paths and target != name}
@@ -137,6 +149,18 @@ def test_the_cycle_check_sees_a_planted_cycle_through_a_lazy_relative_import():
     try:
         cycles = import_cycles(module_graph())
         assert ["training._planted_a", "training.data._planted_b"] in cycles
+    finally:
+        first.unlink()
+        second.unlink()
+
+
+def test_an_annotation_only_import_closes_no_cycle():
+    """The same pair, but the way back is under `if TYPE_CHECKING:` (never executed): no cycle."""
+    first, second = REPO / "training" / "_planted_a.py", REPO / "training" / "data" / "_planted_b.py"
+    first.write_text("from .data import _planted_b\n")
+    second.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import _planted_a\n")
+    try:
+        assert not any("training._planted_a" in group for group in import_cycles(module_graph()))
     finally:
         first.unlink()
         second.unlink()

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..config import PipelineConfig
 from ..tracking.tracker import Track
 from ..types import Detection
+
+if TYPE_CHECKING:  # annotations only: config.check_values imports detection, so a real import would be a cycle
+    from ..config import PipelineConfig
 from .background import BackgroundDetector
 from .base import FaceDetector
 
