@@ -27,8 +27,9 @@ def test_short_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["--duration", "4", "--rate", "8", "--out", str(out), "--save-every", "2",
                  "--device", "cpu", "--storage", "sqlite3"])
-    printed = capsys.readouterr().out
-    assert code == 0, printed
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert code == 0, printed + captured.err
     summary = (out / "summary.txt").read_text()
     assert summary.strip() in printed
     for needle in ("frames offered", "sustained", "while the node was busy", "lost in transport", "fps processed",
@@ -85,8 +86,9 @@ def test_a_namespaced_demo_records_every_frame_its_camera_info_and_its_answer(tm
     out = tmp_path / "demo"
     code = main(["--source", "astronaut", "--namespace", "robot2", "--duration", "6", "--rate", "1",
                  "--out", str(out), "--device", "cpu", "--set", "publish_heatmap:=false"])
-    printed = capsys.readouterr().out
-    assert code == 0, printed
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert code == 0, printed + captured.err
     counts = {topic: n for topic, (_, n) in summarize(out / "bag").topics.items()}
     assert counts["/robot2/image_raw"] == counts["/robot2/camera_info"] == counts["/robot2/emotion"] == 6, counts
     assert counts["/robot2/diagnostics"] > 0 and not any(t.startswith("/image_raw") for t in counts), counts
