@@ -6,18 +6,10 @@ from __future__ import annotations
 import json
 
 import cv2
-import pytest
 import torch
 
 cv2.setNumThreads(1)
 torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def subnet_discovery(monkeypatch):
-    # conftest's LOCALHOST makes rmw_fastrtps replace LARGE_DATA by localhost UDP: between processes, best-effort
-    # camera frames are then lost (docs/workflow.md). The demo runs as a user runs it, with the ROS default.
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
 
 
 def test_short_demo_runs_end_to_end(tmp_path, capsys):
