@@ -141,29 +141,28 @@ def test_the_checks_see_relative_lazy_and_message_imports():
         planted.unlink()
 
 
-def test_the_cycle_check_sees_a_planted_cycle_through_a_lazy_relative_import():
-    """Two planted training modules: one imports the other at the top, the other imports it back in a function."""
+def cycles_with_planted_pair(way_back: str) -> list[list[str]]:
+    """Import cycles of the tree with two planted training modules: _planted_a imports _planted_b at the top,
+    _planted_b's source is `way_back`."""
     first, second = REPO / "training" / "_planted_a.py", REPO / "training" / "data" / "_planted_b.py"
     first.write_text("from .data import _planted_b\n")
-    second.write_text("def f():\n    from .. import _planted_a\n")
+    second.write_text(way_back)
     try:
-        cycles = import_cycles(module_graph())
-        assert ["training._planted_a", "training.data._planted_b"] in cycles
+        return import_cycles(module_graph())
     finally:
         first.unlink()
         second.unlink()
+
+
+def test_the_cycle_check_sees_a_planted_cycle_through_a_lazy_relative_import():
+    cycles = cycles_with_planted_pair("def f():\n    from .. import _planted_a\n")
+    assert ["training._planted_a", "training.data._planted_b"] in cycles
 
 
 def test_an_annotation_only_import_closes_no_cycle():
-    """The same pair, but the way back is under `if TYPE_CHECKING:` (never executed): no cycle."""
-    first, second = REPO / "training" / "_planted_a.py", REPO / "training" / "data" / "_planted_b.py"
-    first.write_text("from .data import _planted_b\n")
-    second.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import _planted_a\n")
-    try:
-        assert not any("training._planted_a" in group for group in import_cycles(module_graph()))
-    finally:
-        first.unlink()
-        second.unlink()
+    """The way back under `if TYPE_CHECKING:` is never executed: no cycle."""
+    cycles = cycles_with_planted_pair("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import _planted_a\n")
+    assert not any("training._planted_a" in group for group in cycles)
 
 
 def test_the_install_holds_only_the_runtime_package(tmp_path):
