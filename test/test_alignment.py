@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from emotion_recognition_ros.core.affect import CIRCUMPLEX, EXPRESSION_OF_CLASS, expression, valence_arousal
-from emotion_recognition_ros.core.alignment import EYE_GAP, EYE_ROW, align_face, level_eyes_transform, transform_points
+from emotion_recognition_ros.core.alignment import (EYE_GAP, EYE_ROW, align_face, eye_roll_degrees, level_crop,
+                                                    level_eyes_transform, transform_points)
 from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS
 
 # Every constant of hri_msgs/Expression (2.0.0) that a class may map to.
@@ -40,6 +41,50 @@ def test_align_face_levels_a_rotated_frame():
     assert abs(ys[left].mean() - ys[right].mean()) < 1.0  # level
     assert ys.mean() == pytest.approx(128 * EYE_ROW, abs=1.5)
     assert xs[right].mean() - xs[left].mean() == pytest.approx(128 * EYE_GAP, abs=1.5)
+
+
+@pytest.mark.parametrize("roll_deg", [-30.0, 15.0])
+def test_level_crop_undoes_the_roll_and_keeps_the_detectors_box(roll_deg):
+    """The same two "eyes" upright and rolled about the box centre: the level crop of the rolled frame is the plain
+    crop of the upright one (scale and position unchanged, only the roll removed)."""
+    upright = np.zeros((300, 300, 3), np.uint8)
+    eyes = np.array([[125.0, 130.0], [175.0, 130.0]])
+    for x, y in eyes:
+        cv2.circle(upright, (int(x), int(y)), 5, (255, 255, 255), -1)
+    box = (90.0, 90.0, 120.0, 120.0)  # centre (150, 150)
+    rotation = cv2.getRotationMatrix2D((150.0, 150.0), -roll_deg, 1.0)
+    rolled = cv2.warpAffine(upright, rotation, (300, 300))
+    landmarks = np.vstack([transform_points(rotation, eyes), np.zeros((3, 2))])
+    assert eye_roll_degrees(landmarks) == pytest.approx(roll_deg, abs=1e-6)
+    crop = level_crop(rolled, box, landmarks)
+    assert crop.shape == (120, 120, 3)
+    expected = upright[90:210, 90:210]
+    assert np.abs(crop.astype(int) - expected.astype(int)).mean() < 2.0
+    ys, xs = np.nonzero(crop[..., 0] > 128)
+    assert abs(ys[xs < 60].mean() - ys[xs >= 60].mean()) < 1.0  # level
+
+
+def test_align_faces_classifies_the_level_crop_in_the_pipeline():
+    """align_faces:=true changes what the classifier sees for a rolled face (and only then): its batch is the
+    level crop's."""
+    from skimage import data
+
+    from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
+
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    rolled = cv2.warpAffine(photo, cv2.getRotationMatrix2D((220.0, 110.0), 20.0, 1.0), photo.shape[1::-1],
+                            borderMode=cv2.BORDER_REPLICATE)
+    pipeline = EmotionPipeline(PipelineConfig(device="cpu", detect_every_n=1, smoothing=0.0, align_faces=False))
+    plain = pipeline.process(rolled)
+    assert len(plain.faces) == 1, "the rolled astronaut's face was not found"
+    face = plain.faces[0]
+    pipeline.reconfigure(align_faces=True)
+    aligned = pipeline.process(rolled)
+    expected = pipeline.classifier.to_batch([level_crop(rolled, face.crop_box, face.detection.landmarks)])
+    assert aligned.faces[0].crop_box == face.crop_box
+    assert np.allclose(np.asarray(aligned.batch), np.asarray(expected))
+    assert not np.allclose(np.asarray(aligned.batch), np.asarray(plain.batch))
+    pipeline.close()
 
 
 def test_align_face_refuses_bad_landmarks():

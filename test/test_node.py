@@ -13,9 +13,10 @@ import torch
 
 from conftest import REPO, spin_until
 from emotion_recognition_ros.core import model_io
+from emotion_recognition_ros.core.alignment import level_crop
 from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS
 from emotion_recognition_ros.core.operating_point import adjust_log_probs
-from emotion_recognition_ros.core.preprocess import crop_face, faces_to_batch
+from emotion_recognition_ros.core.preprocess import faces_to_batch
 from emotion_recognition_ros.media.scenes import make_scene
 from emotion_recognition_ros.core.tracking.tracker import iou
 
@@ -135,7 +136,8 @@ def test_three_faces_get_distinct_ids_that_stay_stable(rig, faces):
 
 
 def test_node_scores_equal_the_offline_evaluator(rig, faces):
-    """raw_scores from the node == model_io.load_model + preprocess.faces_to_batch on the ROI it reports."""
+    """raw_scores from the node == model_io.load_model + preprocess.faces_to_batch on the ROI it reports, levelled
+    by the eye landmarks it reports (align_faces, the default)."""
     model, meta = model_io.load_model(None, "cpu")
     by_class = {}
     for face in faces:
@@ -145,8 +147,9 @@ def test_node_scores_equal_the_offline_evaluator(rig, faces):
         scene = make_scene([face], face_size=(90, 140), rng=30 + k)
         e = rig.send(rig.image(scene.frame)).emotions[0]
         assert e.roi.width == e.roi.height  # square, not clipped by the frame border
-        crops.append(crop_face(scene.frame, (e.roi.x_offset, e.roi.y_offset, e.roi.width, e.roi.height), 0.0,
-                               square=False))
+        box = (e.roi.x_offset, e.roi.y_offset, e.roi.width, e.roi.height)
+        assert rig.node.get_parameter("align_faces").value and len(e.landmarks) == 10
+        crops.append(level_crop(scene.frame, box, np.reshape(e.landmarks, (5, 2))))
         node_scores.append(list(e.raw_scores))
     with torch.inference_mode():
         tempered = torch.log_softmax(model(faces_to_batch(crops, meta)) / meta.temperature, 1).numpy()

@@ -105,9 +105,10 @@ def test_three_faces_keep_their_ids_while_moving(faces, classifier):
 
 
 def test_pipeline_scores_equal_the_offline_evaluator_on_the_same_crops(faces, classifier):
-    """Offline evaluator = model_io.load_model + preprocess.faces_to_batch (+ training.evaluate.predict)."""
+    """Offline evaluator = model_io.load_model + preprocess.faces_to_batch (+ training.evaluate.predict), on the
+    crops as cut (align_faces off: with it the classifier sees them rotated, test_alignment.py checks that)."""
     model, meta = model_io.load_model(None, "cpu")
-    pipeline = make_pipeline(classifier, smoothing=0.0)
+    pipeline = make_pipeline(classifier, smoothing=0.0, align_faces=False)
     crops, raw = [], []
     for k, face in enumerate(one_per_class(faces)):
         result = pipeline.process(make_scene([face], rng=20 + k).frame)

@@ -45,3 +45,21 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """`points` (N, 2) mapped by a 2x3 affine `matrix`."""
     points = np.asarray(points, np.float64)
     return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def eye_roll_degrees(landmarks: np.ndarray) -> float:
+    """The head's roll in the image, degrees: the eye line's angle (positive when the image's right eye is lower)."""
+    (lx, ly), (rx, ry) = np.asarray(landmarks, np.float64)[:2]
+    return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+
+
+def level_crop(frame: np.ndarray, box: tuple[float, float, float, float], landmarks: np.ndarray) -> np.ndarray:
+    """The square `box` (x, y, side, side) of `frame`, the frame first rotated about the box centre so the eyes
+    are level. Scale and position stay the detector's, so a rolled head gives the crop an upright one would: the
+    geometry the classifier was trained on (FER+ faces are upright). Borders outside the frame are replicated."""
+    x, y, side, _ = box
+    centre = (x + side / 2.0, y + side / 2.0)
+    matrix = cv2.getRotationMatrix2D(centre, eye_roll_degrees(landmarks), 1.0)
+    matrix[:, 2] -= (x, y)  # then shift the box's corner to the crop's origin
+    size = max(1, int(round(side)))
+    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -6,6 +6,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .types import FaceResult
+
 COLOURS = [(60, 60, 230), (60, 170, 60), (170, 60, 170), (40, 200, 240), (230, 130, 40), (200, 200, 60)]
 
 
@@ -30,7 +32,7 @@ def draw_annotations(frame: np.ndarray, faces: Sequence, class_names: Sequence[s
     return out
 
 
-def overlay_heatmaps(frame: np.ndarray, faces: Sequence, heatmaps: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay_heatmaps(frame: np.ndarray, faces: Sequence[FaceResult], heatmaps: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """A copy of the frame with each face's Grad-CAM map (JET colours) blended over its crop box."""
     out = frame.copy()
     fh, fw = out.shape[:2]
@@ -40,6 +42,10 @@ def overlay_heatmaps(frame: np.ndarray, faces: Sequence, heatmaps: np.ndarray, a
         if x1 <= x0 or y1 <= y0:
             continue
         heat = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)
-        heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)[y0 - y:y1 - y, x0 - x:x1 - x]
+        heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
+        if face.crop_roll:  # the map is of the level crop: turn it back to the frame's roll
+            turn = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), -face.crop_roll, 1.0)
+            heat = cv2.warpAffine(heat, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        heat = heat[y0 - y:y1 - y, x0 - x:x1 - x]
         out[y0:y1, x0:x1] = cv2.addWeighted(out[y0:y1, x0:x1], 1 - alpha, heat, alpha, 0)
     return out

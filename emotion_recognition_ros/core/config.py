@@ -48,6 +48,9 @@ PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
                                   "neutral) is divided out; 0 = as trained, 1 = every class equally likely a priori; "
                                   "higher finds more subtle expressions and calls fewer faces neutral; the default "
                                   "was chosen on FER+ Valid (docs/node.md)", (0.0, 1.0)),
+    "align_faces": ParamSpec(True, "rotate each face's crop so its eyes are level (MTCNN's eye landmarks) before "
+                             "classifying it, as a rolled head would look upright; scale and position stay the "
+                             "detector's; on CUDA it classifies host crops (docs/node.md)"),
     "face_margin": ParamSpec(0.0, "extra crop margin per side, fraction of the face side, on top of the model's",
                              (-0.3, 1.0)),
     "max_faces": ParamSpec(10, "most faces classified per frame (highest detector scores first)", (1, 100)),
@@ -86,6 +89,7 @@ class PipelineConfig:
     detect_every_n: int = _default("detect_every_n")
     track_refine: bool = _default("track_refine")
     prior_correction: float = _default("prior_correction")
+    align_faces: bool = _default("align_faces")
     face_margin: float = _default("face_margin")
     max_faces: int = _default("max_faces")
     smoothing: float = _default("smoothing")

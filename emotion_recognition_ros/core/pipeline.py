@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .alignment import eye_roll_degrees, level_crop
 from .classifier import Classifier
 from .config import PipelineConfig, check_values
 from .detection import FaceDetector, create_detector
@@ -113,14 +114,18 @@ class EmotionPipeline:
 
         boxes = [self.crop_box(tr.detection) for tr in tracks]
         crops = [crop_face(frame, box, 0.0, square=False) for box in boxes]  # host pixels, for FaceResult.crop
-        if self.device_frames is not None:
+        rolls = [self._roll(tr.detection) for tr in tracks]
+        if any(rolls):
+            result.batch = self.classifier.to_batch([level_crop(frame, box, tr.detection.landmarks) if roll else crop
+                                                     for tr, box, crop, roll in zip(tracks, boxes, crops, rolls)])
+        elif self.device_frames is not None:
             result.batch = self.device_frames(source, boxes)
         else:
             result.batch = self.classifier.to_batch(crops)
         now = self._clock()
         result.timings["preprocess"], t = now - t, now
 
-        self._classify(tracks, boxes, crops, frame.shape[:2], result)
+        self._classify(tracks, boxes, crops, rolls, frame.shape[:2], result)
         now = self._clock()
         result.timings["classify"], t = now - t, now
 
@@ -128,6 +133,12 @@ class EmotionPipeline:
             result.heatmaps = self.explain(result)
             result.timings["explain"] = self._clock() - t
         return result
+
+    def _roll(self, detection: Detection) -> float:
+        """Degrees to rotate this face's crop by (align_faces), 0.0 when off or without eye landmarks."""
+        if not self.config.align_faces or len(detection.landmarks) < 2:
+            return 0.0
+        return eye_roll_degrees(detection.landmarks)
 
     def _clock(self) -> float:
         """perf_counter after the classifier's device has finished its queued work (stage timings on CUDA)."""
@@ -149,13 +160,13 @@ class EmotionPipeline:
             tracks = self.tracker.carry()
         return tracks[: self.config.max_faces]
 
-    def _classify(self, tracks: list[Track], boxes: list, crops: list, frame_size: tuple[int, int],
-                  result: PipelineResult) -> None:
+    def _classify(self, tracks: list[Track], boxes: list, crops: list, rolls: list[float],
+                  frame_size: tuple[int, int], result: PipelineResult) -> None:
         height, width = frame_size
         raw = self.classifier.predict(result.batch)
-        for track, box, crop, probs in zip(tracks, boxes, crops, raw):
+        for track, box, crop, roll, probs in zip(tracks, boxes, crops, rolls, raw):
             result.faces.append(FaceResult(
-                face_id=track.face_id, detection=track.detection, crop_box=box,
+                face_id=track.face_id, detection=track.detection, crop_box=box, crop_roll=roll,
                 roi=rounded_roi(box, width, height), crop=crop, raw_scores=probs,
                 scores=self.smoother.update(track.face_id, probs), track_age=track.age,
                 fresh=result.detected and track.updated))

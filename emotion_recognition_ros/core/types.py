@@ -24,11 +24,12 @@ class FaceResult:
     detection: Detection
     crop_box: tuple[float, float, float, float]  # square box the classifier's crop was cut from
     roi: tuple[int, int, int, int]  # crop_box rounded and clipped to the frame (x, y, w, h)
-    crop: np.ndarray  # the BGR pixels the classifier saw (before gray/resize)
+    crop: np.ndarray  # the crop box's BGR pixels, as in the frame (the classifier saw them rotated by crop_roll)
     raw_scores: np.ndarray  # this frame's probabilities
     scores: np.ndarray  # temporally smoothed probabilities
     track_age: int
     fresh: bool  # detected in this frame (False: box carried from an earlier detection)
+    crop_roll: float = 0.0  # degrees the classifier's crop was rotated by to level the eyes (align_faces)
 
     @property
     def label_index(self) -> int:
