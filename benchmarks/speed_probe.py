@@ -48,7 +48,8 @@ def _scenes(faces_per_frame: int, count: int, width: int, height: int, seed: int
 
 def profile_pipeline(args) -> dict:
     set_threads(args.threads)
-    pipeline = EmotionPipeline(PipelineConfig(model_path=args.model, device=args.device, threads=args.threads,
+    pipeline = EmotionPipeline(PipelineConfig(model=args.model, device=args.device, threads=args.threads,
+                                              align_faces=args.align_faces,
                                               detect_every_n=args.detect_every_n, detect_scale=args.detect_scale,
                                               detect_async=args.detect_async, track_refine=args.track_refine,
                                               backend=args.backend, min_face_size=args.min_face_size))
@@ -66,7 +67,7 @@ def profile_pipeline(args) -> dict:
     report = {"frames": args.frames, "faces_per_frame": args.faces, "mean_faces_found": float(np.mean(found)),
             "device": str(pipeline.classifier.device), "threads": args.threads,
             "detect_every_n": args.detect_every_n, "track_refine": args.track_refine, "detect_async": args.detect_async,
-            "detect_scale": args.detect_scale, "backend": pipeline.classifier.backend,
+            "detect_scale": args.detect_scale, "backend": pipeline.classifier.backend, "align_faces": args.align_faces,
             "total_ms": summarize_ms(totals), "fps_from_mean": round(1.0 / float(np.mean(totals)), 1),
             "stages_ms": {k: summarize_ms(v) for k, v in stages.items()}}
     pipeline.close()
@@ -195,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--height", type=int, default=480)
         p.add_argument("--device", default="cpu")
     pipe = sub.choices["pipeline"]
-    pipe.add_argument("--model", default="")
+    defaults = PipelineConfig()  # the node's defaults
+    pipe.add_argument("--model", default=defaults.model)
+    pipe.add_argument("--no-align-faces", dest="align_faces", action="store_false",
+                      help="classify the crops as cut (align_faces:=false)")
     pipe.add_argument("--frames", type=int, default=300)
     pipe.add_argument("--threads", type=int, default=1)
-    defaults = PipelineConfig()  # the node's defaults
     pipe.add_argument("--detect-every-n", type=int, default=defaults.detect_every_n)
     pipe.add_argument("--no-track-refine", dest="track_refine", action="store_false",
                       help="carry tracked boxes between full detections instead of re-measuring them")

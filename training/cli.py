@@ -12,6 +12,7 @@ from emotion_recognition_ros.core.face_data.ckplus import DEFAULT_CKPLUS
 from emotion_recognition_ros.core.face_data.ferplus import is_ferplus
 
 from .data import FaceDataset, load_dataset, load_mixture
+from .data.rolls import level_faces, read_rolls
 from .engine import Recipe
 from .presets import PRESETS, get_preset
 
@@ -34,6 +35,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                              "(label.csv) or FER2013 .csv; several = one training set mixed by --data-weights")
     parser.add_argument("--data-weights", nargs="+", type=float, default=None,
                         help="per --data dataset: draws of each image per epoch (1 = once; 2 = twice; 0.5 = half)")
+    parser.add_argument("--level-rolls", nargs="+", default=None, metavar="ROLLS_JSON",
+                        help="level each face's eyes by its measured roll (python -m training.data.rolls), as the "
+                             "node's align_faces does; applies to --data and --val-data")
     parser.add_argument("--classes", nargs="+", default=None,
                         help="classes in output order (default: the 8 emotions when FER+ is among the data, "
                              "else the six of CK+; add 'contempt' if wanted)")
@@ -80,13 +84,22 @@ def load_training_data(args: argparse.Namespace, recipe: Recipe) -> FaceDataset:
     """The --data dataset (FER+ in the recipe's label scheme), or the weighted mixture of several."""
     classes = resolve_classes(args)
     if len(args.data) == 1 and not args.data_weights:
-        return load_dataset(args.data[0], classes, recipe.label_scheme)
-    return load_mixture(args.data, classes, args.data_weights, recipe.label_scheme)
+        return levelled(args, load_dataset(args.data[0], classes, recipe.label_scheme))
+    return levelled(args, load_mixture(args.data, classes, args.data_weights, recipe.label_scheme))
+
+
+def levelled(args: argparse.Namespace, data: FaceDataset) -> FaceDataset:
+    """`data` with its faces levelled by --level-rolls (unchanged without the flag)."""
+    if args.level_rolls:
+        count = level_faces(data, read_rolls(args.level_rolls))
+        data.notes.append(f"{count} of {len(data)} faces levelled by their measured roll ({' '.join(args.level_rolls)})")
+    return data
 
 
 def describe_data(args: argparse.Namespace, data: FaceDataset) -> str:
     weights = f" weights {args.data_weights}" if args.data_weights else ""
     dropped = f"; dropped by the label protocol: {data.dropped}" if data.dropped else ""
+    dropped += "".join(f"; {note}" for note in data.notes)
     # The last two path parts (e.g. ferplus/FER2013Train): the metadata ships, a build machine's path must not.
     names = " + ".join("/".join(Path(p).parts[-2:]) for p in args.data)
     return f"{names}{weights}: {len(data)} images, {data.counts()}{dropped}"

@@ -31,7 +31,8 @@ from emotion_recognition_ros.core.model_io import ModelMetadata, save_model
 
 from .temperature import fit_temperature, reliability
 from .checkpoint import CheckpointError
-from .cli import add_common, describe_data, load_training_data, recipe_from_args, resolve_classes, set_threads
+from .cli import (add_common, describe_data, levelled, load_training_data, recipe_from_args, resolve_classes,
+                  set_threads)
 from .data import DatasetError, FaceDataset, load_dataset
 from .distributed import World, close_world, current_world, init_world
 from .engine import FitOptions, Recipe, fit, predict_proba
@@ -209,7 +210,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, world: World, d
     data = load_training_data(args, recipe)
     needs_val = (recipe.select == "best" or recipe.early_stopping > 0) and args.val_data is None
     split = make_split(data, SplitSpec(args.split, args.split_seed, args.folds, args.fold, args.stratify), needs_val)
-    val_data = load_dataset(args.val_data, resolve_classes(args), "majority") if args.val_data else None
+    val_data = levelled(args, load_dataset(args.val_data, resolve_classes(args), "majority")) if args.val_data else None
     val_desc = f"{args.val_data} ({len(val_data)} images, majority labels)" if val_data is not None else ""
     out = args.out or Path("runs") / f"{args.preset}_{args.split}"
     if world.is_main:

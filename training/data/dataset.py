@@ -22,6 +22,7 @@ class FaceDataset:
     targets: np.ndarray | None = None  # float32 (N, C) soft targets (e.g. FER+ vote distributions); None = one-hot
     dropped: dict[str, int] = field(default_factory=dict)  # rows the loader's protocol left out, by reason
     repeats: np.ndarray | None = None  # float32 (N,): expected draws per training epoch (dataset weights)
+    notes: list[str] = field(default_factory=list)  # what was done to the images after loading (e.g. levelled)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -35,7 +36,7 @@ class FaceDataset:
         return FaceDataset([self.images[i] for i in index], self.labels[index], list(self.class_names),
                            [self.subjects[i] for i in index], [self.paths[i] for i in index],
                            None if self.targets is None else self.targets[index], dict(self.dropped),
-                           None if self.repeats is None else self.repeats[index])
+                           None if self.repeats is None else self.repeats[index], list(self.notes))
 
     def soft_targets(self) -> np.ndarray:
         """(N, C) float32 targets: the stored soft ones, else one-hot of the labels."""
