@@ -15,7 +15,6 @@ Threads, and why (ros/workers.py):
 """
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -45,7 +44,7 @@ from .image_conversion import ImageConversionError, bgr_to_image_msg, compressed
 from .messages import emotion_array
 from .qos import image_qos
 from .workers import LatestSlot, RateLimitedWorker, Worker
-from .spin import init_with_signals, shutdown_with_deadline
+from .spin import exit_releasing_dds, init_with_signals, shutdown_with_deadline
 
 PARAMETERS = params.EMOTION_NODE_PARAMETERS
 LOG_REPEAT_S = 10.0  # the same problem is logged at most once per this many seconds
@@ -334,10 +333,8 @@ def main(args: list[str] | None = None) -> NoReturn:
     code = run(args)
     # After a clean shutdown the interpreter's own teardown can loop in the garbage collector with rclpy's
     # LifecycleNode (seen with the Kilted wheels: `ros2 launch` then escalates SIGINT to SIGTERM). Everything is
-    # closed by now, so leave without it.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    # closed by now, so leave without it, after one collection that frees DDS's shared memory (ros/spin.py).
+    exit_releasing_dds(code)
 
 
 def run(args: list[str] | None = None) -> int:

@@ -45,6 +45,7 @@ DEFAULT_OUT = Path("demo_output")
 OUTPUTS = ("bag", "annotated", "heatmap", "eval", "truth.csv", "contact_sheet.png", "summary.txt",
            "emotion_node.log", "image_source.log", "recorder.log")
 START_TIMEOUT_S = 120.0  # the node loads its model (and exports ONNX the first time) on a busy machine
+STOP_GRACE_S = 30.0  # after Ctrl-C: the camera, the recorder (closing its bag) and the node stop in turn
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -398,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     # left alone: with LOCALHOST, rmw_fastrtps replaces the builtin transports by UDP on 127.0.0.1, and the node in
     # its own process lost 197 of 200 frames (docs/node.md, DDS transport).
     default_to_large_data()
-    stop_on_signals()  # SIGTERM too ends the processes it started and keeps the bag
+    # SIGTERM too ends the processes it started and keeps the bag. Stopping them one after another may take
+    # each its own grace; if even that is not enough, none of them outlives the demo.
+    stop_on_signals(STOP_GRACE_S, before_exit=NodeProcess.kill_all)
     try:
         info = run(args)
         print(summarize_run(args, info))

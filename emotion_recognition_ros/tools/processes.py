@@ -15,6 +15,8 @@ class NodeProcess:
     both ends of a test match. Use as a context manager, or call `start()` and `stop()`.
     """
 
+    started: "set[NodeProcess]" = set()  # every process started and not yet stopped, for kill_all
+
     def __init__(self, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None):
         self.argv = list(argv)
         self.log_path = Path(log_path)
@@ -27,6 +29,7 @@ class NodeProcess:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        NodeProcess.started.add(self)
         return self
 
     __enter__ = start
@@ -70,5 +73,16 @@ class NodeProcess:
                     continue
         if self.proc is not None:
             self._log.close()
+        NodeProcess.started.discard(self)
 
     __exit__ = stop
+
+    @classmethod
+    def kill_all(cls) -> None:
+        """SIGKILL to every process group started and not stopped (a program forced to exit leaves none behind)."""
+        for process in list(cls.started):
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        cls.started.clear()
