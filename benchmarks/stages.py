@@ -57,7 +57,7 @@ def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int,
     pipeline = node.pipeline
     cuda = pipeline.classifier.device.type == "cuda"
     if explain:
-        pipeline.warmup_explainer()
+        pipeline.warmup(explain=True)
     pipeline.reset()
     for k in range(warmup):
         pipeline.process(node.to_frame(msgs[k % len(msgs)]), explain=explain)

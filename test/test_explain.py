@@ -41,7 +41,7 @@ def test_as_a_context_manager_it_removes_its_hooks_on_exit(model):
 
 def test_closing_the_pipeline_removes_the_explainers_hooks():
     pipeline = EmotionPipeline(PipelineConfig(device="cpu", detector="full_frame"))
-    pipeline.warmup_explainer()
+    pipeline.warmup(explain=True)
     explained = pipeline._explainer.model
     assert _forward_hooks(explained) >= 3
     pipeline.close()

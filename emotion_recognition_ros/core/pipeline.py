@@ -186,12 +186,20 @@ class EmotionPipeline:
             return np.empty((0, self.classifier.meta.input_size, self.classifier.meta.input_size), np.float32)
         return self._explainer.explain(result.batch, [f.label_index for f in result.faces])
 
-    def warmup_explainer(self) -> None:
-        """Build the Grad-CAM copy and run it once, so the first heatmap is not slow."""
-        if self._explainer is not None:
-            self._explainer.close()
-        self._explainer = GradCamExplainer(self.classifier.model)
-        self._explainer.explain(self.classifier.to_batch([np.zeros((48, 48), np.uint8)]), [0])
+    def warmup(self, explain: bool, batch_sizes: tuple[int, ...] = (1, 2), frame_size: tuple[int, int] = (480, 640)
+               ) -> None:
+        """Run every stage once per batch size on blank input (and build the Grad-CAM copy if `explain`), so the
+        first frames of a stream do not pay for lazy initialisation: torch and ONNX Runtime set up each new input
+        shape on first use, which cost the demo's node its first 10-20 frames (node.md, how a frame flows)."""
+        self.detector.detect(np.zeros((*frame_size, 3), np.uint8))
+        if explain and self._explainer is None:
+            self._explainer = GradCamExplainer(self.classifier.model)
+        blank = np.zeros((48, 48), np.uint8)
+        for size in batch_sizes:
+            batch = self.classifier.to_batch([blank] * size)
+            self.classifier.predict(batch)
+            if explain:
+                self._explainer.explain(batch, [0] * size)
 
 
 def load_pipeline(model: str | Path | None = None, **config) -> EmotionPipeline:

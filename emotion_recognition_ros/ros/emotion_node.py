@@ -49,6 +49,9 @@ from .spin import exit_releasing_dds, init_with_signals, shutdown_with_deadline
 PARAMETERS = params.EMOTION_NODE_PARAMETERS
 LOG_REPEAT_S = 10.0  # the same problem is logged at most once per this many seconds
 LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
+# Grad-CAM (a forward and a backward pass per face) runs at a lower OS priority than the frame worker, so on a
+# busy machine heatmaps wait for the CPU rather than /emotion (docs/node.md, how a frame flows).
+HEATMAP_NICE = 10
 NODE_SETTINGS = ("heatmap_rate_hz", "publish_heatmap", "max_image_size")  # run-time settings the node itself keeps
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
@@ -113,6 +116,7 @@ class EmotionNode(LifecycleNode):
             set_threads(p["threads"])
             # Loads and warms up the model (raises ModelLoadError naming the file): the first frame pays nothing.
             self.pipeline = EmotionPipeline(pipeline_config(p))
+            self.pipeline.warmup(explain=p["publish_heatmap"])
         except Exception as exc:  # stay unconfigured, say why; autostart re-raises it from the constructor
             self.configure_error = exc
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
@@ -188,7 +192,7 @@ class EmotionNode(LifecycleNode):
         self._heat_jobs = LatestSlot()  # (header, frame, result)
         self._workers = [Worker(self._frames, self._work, "emotion_worker"),
                          RateLimitedWorker(self._heat_jobs, self._publish_heatmap, "emotion_heatmaps",
-                                           rate=lambda: self.heatmap_rate_hz)]
+                                           rate=lambda: self.heatmap_rate_hz, nice=HEATMAP_NICE)]
         for worker in self._workers:
             worker.start()
 

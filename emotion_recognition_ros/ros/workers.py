@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -56,12 +57,25 @@ class LatestSlot:
         return self._closed
 
 
-class Worker:
-    """Runs `handle(item)` for every item taken from `slot`, on its own thread, until the slot is closed."""
+def lower_this_threads_priority(nice: int) -> bool:
+    """Raise the calling thread's nice value by `nice` (Linux schedules threads one by one: a nice thread yields
+    the CPU to its process's other threads when they compete for it). False where the OS does not allow it."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        return True
+    except (AttributeError, OSError):  # not Linux / not permitted: the thread runs at the normal priority
+        return False
 
-    def __init__(self, slot: LatestSlot, handle: Callable[[Any], None], name: str):
+
+class Worker:
+    """Runs `handle(item)` for every item taken from `slot`, on its own thread, until the slot is closed;
+    `nice` > 0 runs that thread at a lower priority than the rest of the process."""
+
+    def __init__(self, slot: LatestSlot, handle: Callable[[Any], None], name: str, nice: int = 0):
         self.slot = slot
         self._handle = handle
+        self._nice = nice
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
@@ -71,6 +85,8 @@ class Worker:
         return self.slot.take()
 
     def _loop(self) -> None:
+        if self._nice:
+            lower_this_threads_priority(self._nice)
         while not self.slot.closed:
             item = self._next()
             if item is not None:
@@ -85,8 +101,9 @@ class Worker:
 class RateLimitedWorker(Worker):
     """A Worker handling at most `rate()` items a second (0 = none), each time the newest item by then."""
 
-    def __init__(self, slot: LatestSlot, handle: Callable[[Any], None], name: str, rate: Callable[[], float]):
-        super().__init__(slot, handle, name)
+    def __init__(self, slot: LatestSlot, handle: Callable[[Any], None], name: str, rate: Callable[[], float],
+                 nice: int = 0):
+        super().__init__(slot, handle, name, nice)
         self._rate = rate
         self._last = 0.0
 
