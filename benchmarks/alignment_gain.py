@@ -4,7 +4,7 @@ through the node's own pipeline (MTCNN, crop, classifier, operating point) with 
     python -m benchmarks.alignment_gain --data ../shared/data/ferplus/FER2013Valid --limit 1000 --tilts 0 15 30
 
 Each face (48 px, majority label) is upscaled to `--face-size`, given a replicated border (so no pasted edge
-tells the detector where it is), and rotated about its centre; every other face is rolled the other way. Both
+tells the detector where it is; training.data.rolls.face_frame), and rotated about its centre; every other face is rolled the other way. Both
 settings see the same frames and the same detections (detect_every_n 1, no smoothing), so the difference is the
 crop alone. Faces MTCNN does not find are counted, not scored.
 """
@@ -22,18 +22,16 @@ from emotion_recognition_ros.core.device import set_threads
 from emotion_recognition_ros.core.face_data.images import LabelledFace
 from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 from emotion_recognition_ros.media.scenes import load_ferplus_faces
+from training.data.rolls import face_frame
 
 
 def tilted_frame(face: LabelledFace, angle: float, face_size: int) -> np.ndarray:
-    """The face upscaled to `face_size`, in a frame twice its size, rolled by `angle` degrees (counter-clockwise)."""
-    patch = cv2.resize(face.image, (face_size, face_size), interpolation=cv2.INTER_LINEAR)
-    pad = face_size // 2
-    frame = cv2.copyMakeBorder(patch, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    centre = (frame.shape[1] / 2.0, frame.shape[0] / 2.0)
-    rotation = cv2.getRotationMatrix2D(centre, angle, 1.0)
-    frame = cv2.warpAffine(frame, rotation, frame.shape[1::-1], flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    """The face as the detector-ready frame training.data.rolls measures rolls on, rolled by `angle` degrees
+    (counter-clockwise) about its centre."""
+    frame = face_frame(face.image, face_size)
+    rotation = cv2.getRotationMatrix2D((frame.shape[1] / 2.0, frame.shape[0] / 2.0), angle, 1.0)
+    return cv2.warpAffine(frame, rotation, frame.shape[1::-1], flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def largest_face_label(pipeline: EmotionPipeline, frame: np.ndarray) -> str | None:
