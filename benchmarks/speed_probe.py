@@ -32,7 +32,8 @@ from sensor_msgs.msg import Image
 
 from emotion_recognition_ros.core.device import set_threads
 from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
-from emotion_recognition_ros.media.scenes import load_faces, make_scene
+from emotion_recognition_ros.media.scenes import Scene, load_faces, make_scene
+from emotion_recognition_ros.media.sources import SyntheticSource
 from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
 from emotion_recognition_ros.tools.processes import NodeProcess
 
@@ -40,7 +41,13 @@ from .stats import summarize_ms
 
 
 def _scenes(faces_per_frame: int, count: int, width: int, height: int, seed: int = 0):
-    faces = load_faces()
+    """CK+ faces pasted on backgrounds; without CK+ (a clone without ../shared) scikit-image's astronaut photo,
+    one real face, scaled to the frame size."""
+    try:
+        faces = load_faces()
+    except FileNotFoundError:
+        photo = SyntheticSource("astronaut", width=width, height=height).read().image
+        return [Scene(photo.copy()) for _ in range(count)]
     rng = np.random.default_rng(seed)
     return [make_scene([faces[i] for i in rng.choice(len(faces), faces_per_frame, replace=False)], width, height,
                        rng=int(rng.integers(1 << 31))) for _ in range(count)]
