@@ -15,9 +15,9 @@ import json
 import sys
 import time
 
-import cv2
 import numpy as np
 
+from emotion_recognition_ros.core.alignment import rotated_crop
 from emotion_recognition_ros.core.device import set_threads
 from emotion_recognition_ros.core.face_data.images import LabelledFace
 from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
@@ -29,9 +29,8 @@ def tilted_frame(face: LabelledFace, angle: float, face_size: int) -> np.ndarray
     """The face as the detector-ready frame training.data.rolls measures rolls on, rolled by `angle` degrees
     (counter-clockwise) about its centre."""
     frame = face_frame(face.image, face_size)
-    rotation = cv2.getRotationMatrix2D((frame.shape[1] / 2.0, frame.shape[0] / 2.0), angle, 1.0)
-    return cv2.warpAffine(frame, rotation, frame.shape[1::-1], flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    side = float(frame.shape[0])  # square
+    return rotated_crop(frame, (0.0, 0.0, side, side), angle)
 
 
 def largest_face_label(pipeline: EmotionPipeline, frame: np.ndarray) -> str | None:
@@ -85,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the table here")
     args = parser.parse_args(argv)
     set_threads(1)
-    table = score(load_ferplus_faces(args.data, args.limit), args.tilts, args.face_size, args.model)
+    try:
+        faces = load_ferplus_faces(args.data, args.limit)
+    except FileNotFoundError as exc:
+        print(f"alignment_gain: {exc}", file=sys.stderr)
+        return 2
+    table = score(faces, args.tilts, args.face_size, args.model)
     print(f"{'tilt':>6} {'faces':>6} {'missed':>7} {'plain':>8} {'aligned':>8} {'only plain':>11} {'only aligned':>13}")
     for tilt, row in table.items():
         print(f"{tilt:>6} {row['faces']:>6} {row['missed']:>7} {row['accuracy_plain']:>8.2%} "

@@ -53,13 +53,18 @@ def eye_roll_degrees(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
 
 
+def rotated_crop(image: np.ndarray, box: tuple[float, float, float, float], degrees: float) -> np.ndarray:
+    """The square `box` (x, y, side, side) of `image` after rotating the image about the box centre by `degrees`
+    (counter-clockwise, as cv2.getRotationMatrix2D); borders outside the image are replicated."""
+    x, y, side, _ = box
+    matrix = cv2.getRotationMatrix2D((x + side / 2.0, y + side / 2.0), degrees, 1.0)
+    matrix[:, 2] -= (x, y)  # then shift the box's corner to the crop's origin
+    size = max(1, int(round(side)))
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def level_crop(frame: np.ndarray, box: tuple[float, float, float, float], landmarks: np.ndarray) -> np.ndarray:
     """The square `box` (x, y, side, side) of `frame`, the frame first rotated about the box centre so the eyes
     are level. Scale and position stay the detector's, so a rolled head gives the crop an upright one would: the
     geometry the classifier was trained on (FER+ faces are upright). Borders outside the frame are replicated."""
-    x, y, side, _ = box
-    centre = (x + side / 2.0, y + side / 2.0)
-    matrix = cv2.getRotationMatrix2D(centre, eye_roll_degrees(landmarks), 1.0)
-    matrix[:, 2] -= (x, y)  # then shift the box's corner to the crop's origin
-    size = max(1, int(round(side)))
-    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return rotated_crop(frame, box, eye_roll_degrees(landmarks))

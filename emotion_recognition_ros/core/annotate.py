@@ -6,6 +6,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .alignment import rotated_crop
 from .types import FaceResult
 
 COLOURS = [(60, 60, 230), (60, 170, 60), (170, 60, 170), (40, 200, 240), (230, 130, 40), (200, 200, 60)]
@@ -44,8 +45,7 @@ def overlay_heatmaps(frame: np.ndarray, faces: Sequence[FaceResult], heatmaps: n
         heat = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)
         heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
         if face.crop_roll:  # the map is of the level crop: turn it back to the frame's roll
-            turn = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), -face.crop_roll, 1.0)
-            heat = cv2.warpAffine(heat, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            heat = rotated_crop(heat, (0.0, 0.0, float(w), float(h)), -face.crop_roll)
         heat = heat[y0 - y:y1 - y, x0 - x:x1 - x]
         out[y0:y1, x0:x1] = cv2.addWeighted(out[y0:y1, x0:x1], 1 - alpha, heat, alpha, 0)
     return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .alignment import eye_roll_degrees, level_crop
+from .alignment import eye_roll_degrees, rotated_crop
 from .classifier import Classifier
 from .config import PipelineConfig, check_values
 from .detection import FaceDetector, create_detector
@@ -116,8 +116,8 @@ class EmotionPipeline:
         crops = [crop_face(frame, box, 0.0, square=False) for box in boxes]  # host pixels, for FaceResult.crop
         rolls = [self._roll(tr.detection) for tr in tracks]
         if any(rolls):
-            result.batch = self.classifier.to_batch([level_crop(frame, box, tr.detection.landmarks) if roll else crop
-                                                     for tr, box, crop, roll in zip(tracks, boxes, crops, rolls)])
+            result.batch = self.classifier.to_batch([rotated_crop(frame, box, roll) if roll else crop
+                                                     for box, crop, roll in zip(boxes, crops, rolls)])
         elif self.device_frames is not None:
             result.batch = self.device_frames(source, boxes)
         else:

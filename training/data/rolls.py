@@ -20,12 +20,12 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from emotion_recognition_ros.core.alignment import eye_roll_degrees
+from emotion_recognition_ros.core.alignment import eye_roll_degrees, rotated_crop
 from emotion_recognition_ros.core.classes import EMOTIONS
 from emotion_recognition_ros.core.detection import create_detector
 from emotion_recognition_ros.core.device import set_threads
 
-from .dataset import FaceDataset
+from .dataset import DatasetError, FaceDataset
 from .layouts import load_dataset
 
 DETECT_SIZE = 144  # faces are upscaled to this before MTCNN (48 px is below its smallest reliable face)
@@ -67,11 +67,8 @@ def level_faces(data: FaceDataset, rolls: dict[str, float]) -> int:
         roll = rolls.get(image_key(path))
         if not roll:
             continue
-        image = data.images[i]
-        centre = (image.shape[1] / 2.0, image.shape[0] / 2.0)
-        turn = cv2.getRotationMatrix2D(centre, roll, 1.0)  # as level_crop turns the frame about the box centre
-        data.images[i] = cv2.warpAffine(image, turn, image.shape[1::-1], flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE)
+        side = float(data.images[i].shape[0])  # FER+ faces are square crops: the whole image is the face box
+        data.images[i] = rotated_crop(data.images[i], (0.0, 0.0, side, side), roll)
         levelled += 1
     return levelled
 
@@ -97,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     rolls: dict[str, float] = {}
     summary = {}
     for folder in args.data:
-        data = load_dataset(folder, list(EMOTIONS), "soft")  # the scheme that keeps the most faces (ties too)
+        try:
+            data = load_dataset(folder, list(EMOTIONS), "soft")  # the scheme that keeps the most faces (ties too)
+        except (DatasetError, OSError) as exc:
+            print(f"training.data.rolls: {exc}", file=sys.stderr)
+            return 2
         found = measure_rolls(data)
         values = np.abs(np.array(list(found.values()) or [0.0]))
         summary[Path(folder).name] = {
@@ -106,8 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             "share_over_10_deg": round(float((values > 10).mean()), 4)}
         print(f"{folder}: {summary[Path(folder).name]}")
         rolls.update(found)
-    Path(args.out).write_text(json.dumps({"detector": "mtcnn (node defaults)", "detect_size": DETECT_SIZE,
-                                          "summary": summary, "rolls": rolls}, indent=1))
+    try:
+        Path(args.out).write_text(json.dumps({"detector": "mtcnn (node defaults)", "detect_size": DETECT_SIZE,
+                                              "summary": summary, "rolls": rolls}, indent=1))
+    except OSError as exc:
+        print(f"training.data.rolls: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {len(rolls)} rolls to {args.out}")
     return 0
 
