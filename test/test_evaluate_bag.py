@@ -1,4 +1,4 @@
-"""evaluate_bag on labelled bags built here from CK+ scenes with known labels.
+"""evaluate_bag on labelled bags built here from generated scenes with known labels.
 
 The bags are written with our recorder's writer (bag_io.open_writer) from real rclpy messages serialised by
 rclpy, as a recorder would store them; the "results" are the scenes' true labels with a chosen set of
@@ -13,18 +13,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CKPLUS, require_shared_data
-
 CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise"]
 BASE_NS = 1_800_000_000_000_000_000
 PERIOD_NS = 100_000_000  # 10 fps
 LATENCY_NS = 40_000_000
+HOLD_FRAMES = 4  # frames per scene, as a camera watching still people
+
+
+def scene_faces(rng: np.random.Generator) -> tuple[list[tuple[int, int, int, int]], list[str]]:
+    """Two face boxes (left and right half of a 320x240 frame) of two different classes.
+
+    evaluate_bag never looks at pixels, so no dataset is needed: the boxes and labels are the ground truth."""
+    labels = [str(c) for c in rng.choice(CLASSES, size=2, replace=False)]
+    boxes = [(int(rng.integers(10, 60)) + 160 * k, int(rng.integers(20, 80)), 90, 110) for k in range(2)]
+    return boxes, labels
+
+
+def scene_image(boxes, rng: np.random.Generator) -> np.ndarray:
+    image = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)
+    for x, y, w, h in boxes:
+        image[y:y + h, x:x + w] = 180
+    return image
 
 
 def write_labelled_bag(path: Path, storage: str, n_frames: int = 12, drop: set[int] = frozenset(),
                        wrong: set[int] = frozenset(), emotion_stamp_offset_ns: int = 0,
                        topics: tuple[str, ...] = ("/image_raw", "/emotion")) -> list[dict]:
-    """Frames of two CK+ faces each at 10 fps; an EmotionArray 40 ms after each frame except `drop`.
+    """Frames of two faces each at 10 fps; an EmotionArray 40 ms after each frame except `drop`.
 
     Faces in frames listed in `wrong` get the next class's label. Returns the ground truth rows."""
     import rclpy.serialization
@@ -32,23 +47,22 @@ def write_labelled_bag(path: Path, storage: str, n_frames: int = 12, drop: set[i
 
     from emotion_recognition_ros.tools.bag_io import open_writer, typestore
     from emotion_recognition_ros.ros.image_conversion import bgr_to_image_msg
-    from emotion_recognition_ros.media.sources import SyntheticSource
 
-    require_shared_data()
-    source = SyntheticSource("scenes", width=320, height=240, seed=3, hold_frames=4, ckplus=CKPLUS)
+    rng = np.random.default_rng(3)
     store = typestore()
     writer = open_writer(path, storage)
     image_conn = writer.add_connection(topics[0], "sensor_msgs/msg/Image", typestore=store)
     emotion_conn = writer.add_connection(topics[1], "emotion_msgs/msg/EmotionArray", typestore=store)
     truth = []
     for i in range(n_frames):
-        frame = source.read()
+        if i % HOLD_FRAMES == 0:
+            boxes, labels = scene_faces(rng)
         stamp = BASE_NS + i * PERIOD_NS
-        image = bgr_to_image_msg(frame.image)
+        image = bgr_to_image_msg(scene_image(boxes, rng))
         image.header.stamp.sec, image.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         image.header.frame_id = "camera"
         writer.write(image_conn, stamp + 5_000_000, rclpy.serialization.serialize_message(image))
-        for (x, y, w, h), label in zip(frame.boxes, frame.labels):
+        for (x, y, w, h), label in zip(boxes, labels):
             truth.append({"stamp_ns": stamp, "x": x, "y": y, "w": w, "h": h, "label": label})
         if i in drop:
             continue
@@ -56,7 +70,7 @@ def write_labelled_bag(path: Path, storage: str, n_frames: int = 12, drop: set[i
         result.header = image.header
         result.header.stamp.sec, result.header.stamp.nanosec = divmod(stamp + emotion_stamp_offset_ns,
                                                                       1_000_000_000)
-        for k, ((x, y, w, h), label) in enumerate(zip(frame.boxes, frame.labels)):
+        for k, ((x, y, w, h), label) in enumerate(zip(boxes, labels)):
             predicted = CLASSES[(CLASSES.index(label) + 1) % 6] if i in wrong else label
             e = Emotion(face_id=k + 1, label=predicted, confidence=0.9, class_names=CLASSES,
                         scores=[0.9 if c == predicted else 0.02 for c in CLASSES])
