@@ -9,8 +9,10 @@ import torch
 from emotion_recognition_ros.core.model_io import load_model, save_model
 from emotion_recognition_ros.core.preprocess import faces_to_batch
 from training.data import load_folder
-from training.engine import Recipe, create_model, make_metadata
-from training.soup import average_state_dicts, check_soupable, main as soup_main, make_soup, recompute_batchnorm
+from training.engine import FitOptions, Recipe, create_model, fit, make_metadata
+from training.evaluate import evaluate_dataset
+from training.soup import (average_state_dicts, check_soupable, greedy_soup, main as soup_main, make_soup,
+                           recompute_batchnorm)
 
 from test_training import CLASSES, TINY, make_tree
 
@@ -81,3 +83,18 @@ def test_cli_writes_a_loadable_scored_model_and_names_bad_input(tmp_path: Path, 
     assert "missing.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         soup_main(["--models", str(a), "--val-data", str(tree), "--out", str(tmp_path / "x")])
+
+
+def test_greedy_soup_starts_from_the_best_model_and_never_falls_below_it(tmp_path: Path):
+    data = load_folder(make_tree(tmp_path / "data"), CLASSES)
+    trained, meta, _ = fit(Recipe(**TINY, epochs=4, lr=3e-3, select="last"), data, None,
+                           FitOptions("cpu", seed=0, progress=False))
+    good = save_model(trained, meta, tmp_path / "good")
+    untrained = _saved(tmp_path / "untrained", seed=5)
+    alone = evaluate_dataset(*load_model(good), data)["accuracy"]
+    assert alone > evaluate_dataset(*load_model(untrained), data)["accuracy"]  # else the test shows nothing
+    lines = []
+    net, soup_meta, chosen = greedy_soup([str(untrained), str(good)], data, data, log=lines.append)
+    assert chosen[0] == str(good) and "start from" in lines[0] and str(good) in lines[0]
+    assert evaluate_dataset(net, soup_meta, data)["accuracy"] >= alone
+    assert ("kept" if len(chosen) == 2 else "left out") in lines[1]

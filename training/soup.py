@@ -5,6 +5,9 @@ Wortsman et al., 2022): an ensemble's accuracy at one network's cost, when the m
         --val-data ../shared/data/ferplus/FER2013Valid --bn-data ../shared/data/ferplus/FER2013Train \
         --out runs/soup/model
 
+With --greedy the models are ranked by their own validation accuracy and each is added only if the soup's
+validation accuracy does not fall (Wortsman et al.'s greedy soup); otherwise all are averaged.
+
 Averaged weights no longer match the averaged batch-norm statistics, so with --bn-data those are measured
 again on training faces (plain crops, no augmentation). The temperature is fitted on --val-data, and the
 soup is scored there: select on validation data, score the test set once for the model you keep.
@@ -92,6 +95,27 @@ def make_soup(models: Sequence[str], bn_data: FaceDataset | None = None, bn_face
     return net, meta
 
 
+def greedy_soup(models: Sequence[str], val: FaceDataset, bn_data: FaceDataset | None = None, bn_faces: int = 0,
+                log=print) -> tuple[nn.Module, ModelMetadata, list[str]]:
+    """The greedy soup of `models` on `val`: (network, metadata, the models it averages)."""
+    def accuracy(net: nn.Module, meta: ModelMetadata) -> float:
+        return evaluate_dataset(net, meta, val)["accuracy"]
+
+    alone = {m: accuracy(*load_model(m, "cpu")) for m in models}
+    ranked = sorted(models, key=lambda m: -alone[m])
+    chosen, best = [ranked[0]], alone[ranked[0]]
+    log(f"greedy soup: start from {ranked[0]} ({best:.4f})")
+    for candidate in ranked[1:]:
+        score = accuracy(*make_soup([*chosen, candidate], bn_data, bn_faces))
+        kept = score >= best
+        log(f"greedy soup: + {candidate} (alone {alone[candidate]:.4f}) -> {score:.4f}, "
+            f"{'kept' if kept else 'left out'}")
+        if kept:
+            chosen, best = [*chosen, candidate], score
+    net, meta = make_soup(chosen, bn_data, bn_faces) if len(chosen) > 1 else load_model(chosen[0], "cpu")
+    return net, meta, chosen
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.soup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--val-data", required=True, help="validation faces: temperature and the reported score")
     parser.add_argument("--bn-data", default=None, help="training faces to re-measure batch-norm statistics on")
     parser.add_argument("--bn-faces", type=int, default=0, help="use only the first N --bn-data faces (0 = all)")
+    parser.add_argument("--greedy", action="store_true",
+                        help="add models best first, each only if validation accuracy does not fall")
     parser.add_argument("--out", type=Path, required=True, help="output model stem (writes .safetensors + .json)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
@@ -109,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe = load_model(args.models[0], "cpu")[1]
         bn_data = load_dataset(args.bn_data, probe.class_names) if args.bn_data else None
         val = load_dataset(args.val_data, probe.class_names, "majority")
-        net, meta = make_soup(args.models, bn_data, args.bn_faces)
+        if args.greedy:
+            net, meta, _ = greedy_soup(args.models, val, bn_data, args.bn_faces)
+        else:
+            net, meta = make_soup(args.models, bn_data, args.bn_faces)
     except (ModelLoadError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -120,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "protocol": f"validation: {args.val_data} ({scores['n']} images, majority labels)"}}
     save_model(net, meta, args.out)
     write_json(args.out.with_suffix(".scores.json"), scores)
-    print(f"soup {meta.model_id} of {len(args.models)} models: {args.val_data} accuracy {scores['accuracy']:.4f} "
+    print(f"soup {meta.model_id} of {len(meta.training.get('soup_of', [1]))} models: {args.val_data} accuracy {scores['accuracy']:.4f} "
           f"macro-F1 {scores['macro_f1']:.4f} ECE {scores['calibration']['ece']:.4f} "
-          f"(temperature {meta.temperature:.3f}, batch norm {meta.training['batchnorm']}) -> {args.out}")
+          f"(temperature {meta.temperature:.3f}, batch norm {meta.training.get('batchnorm', 'as trained')}) -> {args.out}")
     return 0
 
 
