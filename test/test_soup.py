@@ -11,6 +11,7 @@ from emotion_recognition_ros.core.preprocess import faces_to_batch
 from training.data import load_folder
 from training.engine import FitOptions, Recipe, create_model, fit, make_metadata
 from training.evaluate import evaluate_dataset
+from training.reports import model_card
 from training.soup import (average_state_dicts, check_soupable, greedy_soup, main as soup_main, make_soup,
                            recompute_batchnorm)
 
@@ -75,6 +76,8 @@ def test_cli_writes_a_loadable_scored_model_and_names_bad_input(tmp_path: Path, 
     assert len(meta.training["soup_of"]) == 2 and "re-measured on 18" in meta.training["batchnorm"]
     assert meta.metrics["val"]["n"] == 18 and 0 < meta.temperature and out.with_suffix(".scores.json").is_file()
     assert "soup" in capsys.readouterr().out
+    card = model_card(meta, tmp_path / "card.md").read_text()
+    assert "Weight soup" in card and all(model_id in card for model_id in meta.training["soup_of"])
     other = _saved(tmp_path / "c", seed=1, classes=["happy", "anger", "surprise"])
     assert soup_main(["--models", str(a), str(other), "--val-data", str(tree), "--out", str(tmp_path / "x")]) == 2
     assert "class_names" in capsys.readouterr().err

@@ -74,6 +74,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _soup_lines(training: dict) -> list[str]:
+    """The card's account of a weight soup (training.soup): the record above is its first model's."""
+    if "soup_of" not in training:
+        return []
+    return [f"- Weight soup (`python -m training.soup`) of {len(training['soup_of'])} models fine-tuned from one "
+            f"start, uniform average: {', '.join(f'`{m}`' for m in training['soup_of'])}; batch norm "
+            f"{training.get('batchnorm', 'averaged')}. Data, protocol, recipe and seed above are the first "
+            "model's; the others' records are in the JSON (`training.ingredients`)."]
+
+
 def model_card(meta, path: str | Path, extra: str = "") -> Path:
     """Markdown model card from a ModelMetadata (training + metrics) plus optional free text."""
     path = Path(path)
@@ -90,7 +100,8 @@ def model_card(meta, path: str | Path, extra: str = "") -> Path:
              f"- Data: {training.get('data', 'unknown')}",
              f"- Protocol: {training.get('protocol', 'unknown')}",
              f"- Recipe: {json.dumps(recipe, sort_keys=True)}" if recipe else "- Recipe: unknown",
-             f"- Seed: {training.get('seed', '?')}, epochs run: {training.get('epochs_run', '?')}", "",
+             f"- Seed: {training.get('seed', '?')}, epochs run: {training.get('epochs_run', '?')}",
+             *_soup_lines(training), "",
              "## Metrics (each with the protocol that produced it)", ""]
     if meta.metrics:
         for name, value in meta.metrics.items():
