@@ -3,6 +3,7 @@ ensemble (calibrated probabilities averaged: n networks per face) and the weight
 network per face, batch norm re-measured on training faces).
 
     python -m benchmarks.soup_grid --models default runs/a/model runs/b/model --threads 2
+    python -m benchmarks.soup_grid --models default runs/a/model runs/b/model runs/c/model --sizes 3 4
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(dataset_path("ferplus") / "FER2013Valid"))
     parser.add_argument("--bn-data", default=str(dataset_path("ferplus") / "FER2013Train"))
     parser.add_argument("--bn-faces", type=int, default=8000, help="training faces for batch norm (0 = all)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="group sizes to try (default: 2 to all)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         net, net_meta = load_model(name, "cpu")
         alone[name] = predict_proba(net, net_meta, val.images, "cpu")
         print(line(name, alone[name], val.labels, meta.class_names), flush=True)
-    for size in range(2, len(args.models) + 1):
+    for size in args.sizes or range(2, len(args.models) + 1):
         for group in combinations(args.models, size):
             label = " + ".join(group)
             ensemble = np.mean([alone[name] for name in group], axis=0)
