@@ -74,6 +74,12 @@ def recompute_batchnorm(model: nn.Module, meta: ModelMetadata, faces: Sequence[n
     return len(norms)
 
 
+def as_saved(net: nn.Module) -> nn.Module:
+    """`net` with its weights rounded as save_model stores them (fp16)."""
+    net.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in net.state_dict().items()})
+    return net
+
+
 def make_soup(models: Sequence[str], bn_data: FaceDataset | None = None, bn_faces: int = 0
               ) -> tuple[nn.Module, ModelMetadata]:
     """Load `models` (names or paths), average their weights into the first one's network; with `bn_data`,
@@ -142,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelLoadError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    net = as_saved(net)  # score the fp16 weights that ship, not the fp32 average
     meta.temperature = calibrate(net, meta, val)
     scores = evaluate_dataset(net, meta, val)
     meta.metrics = {"val": {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "n": scores["n"],
@@ -149,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "protocol": f"validation: {args.val_data} ({scores['n']} images, majority labels)"}}
     save_model(net, meta, args.out)
     write_json(args.out.with_suffix(".scores.json"), scores)
-    print(f"soup {meta.model_id} of {len(meta.training.get('soup_of', [1]))} models: {args.val_data} accuracy {scores['accuracy']:.4f} "
+    print(f"soup {meta.model_id} of {len(meta.training.get('soup_of', [1]))} models: {args.val_data} "
+          f"accuracy {scores['accuracy']:.4f} "
           f"macro-F1 {scores['macro_f1']:.4f} ECE {scores['calibration']['ece']:.4f} "
           f"(temperature {meta.temperature:.3f}, batch norm {meta.training.get('batchnorm', 'as trained')}) -> {args.out}")
     return 0
