@@ -92,8 +92,8 @@ def make_soup(models: Sequence[str], bn_data: FaceDataset | None = None, bn_face
     if bn_data is not None:
         recompute_batchnorm(net, meta, bn_data.images[:bn_faces or None])
     # The first model's record stays (its data and protocol feed the model card); the soup adds its own.
+    # Model ids, not paths: a shipped model must not name the machine it was built on.
     meta.training = {**metas[0].training, "soup_of": [m.model_id for m in metas],
-                     "soup_of_paths": [str(m) for m in models],
                      "batchnorm": f"re-measured on {len(bn_data.images[:bn_faces or None])} training faces"
                                   if bn_data is not None else "averaged",
                      "ingredients": [m.training for m in metas[1:]]}
