@@ -24,7 +24,7 @@ from emotion_recognition_ros.core.model_io import (MODEL_NAMES, ModelLoadError, 
 from ferplus_fixture import ROWS, write_split
 from training.checkpoint import CheckpointError, has_checkpoint
 from training.data import DatasetError, load_dataset, load_ferplus, load_mixture
-from training.batches import epoch_order
+from training.batches import TrainingArrays, epoch_order
 from training.engine import FitOptions, Recipe, create_model, fit, make_metadata, predict_proba, soft_cross_entropy
 from training.evaluate import main as evaluate_main
 from training.presets import get_preset
@@ -205,6 +205,20 @@ def test_mixture_labels_every_dataset_in_one_vocabulary_with_its_weight(split: P
         load_mixture([posed], list(EMOTIONS))
     with pytest.raises(DatasetError, match="2 dataset weights for 1 datasets"):
         load_mixture([split], list(EMOTIONS), [1, 2])
+
+
+def test_class_balance_draws_rare_classes_more_often_and_keeps_the_epoch_length():
+    labels = np.array([0] * 90 + [1] * 10)
+    arrays = TrainingArrays(np.zeros((100, 4, 4), np.uint8), labels, repeats=np.array([1.0] * 50 + [2.0] * 50))
+    assert arrays.balanced(0) is arrays
+    for strength, rare_share in [(0.5, 0.25), (1.0, 0.5)]:
+        repeats = arrays.balanced(strength).repeats
+        assert repeats.sum() == pytest.approx(150)  # as many draws per epoch as the dataset weights gave
+        draws = np.bincount(labels, weights=repeats)
+        assert draws[1] / draws.sum() == pytest.approx(rare_share, rel=0.25)
+        assert repeats[60] / repeats[0] == pytest.approx(2.0)  # dataset weights kept within a class
+    order = epoch_order(100, np.random.default_rng(0), arrays.balanced(1.0).repeats)
+    assert abs(np.bincount(labels[order])[1] / len(order) - 0.5) < 0.1
 
 
 def test_soft_cross_entropy_equals_cross_entropy_on_one_hot_targets():

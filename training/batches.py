@@ -9,7 +9,7 @@ augmented the same way, whether one process or several train and whether loader 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -41,6 +41,16 @@ class TrainingArrays:
     def from_dataset(cls, data: FaceDataset, size: int) -> "TrainingArrays":
         targets = data.targets.astype(np.float32) if data.targets is not None else None
         return cls(data.as_array(size), data.labels, targets, data.repeats)
+
+    def balanced(self, strength: float) -> "TrainingArrays":
+        """Rare classes drawn more often: each face's draws scaled by (its class's share) ** -strength, the
+        epoch's length kept (0 = the data as it is, 1 = every class drawn equally often)."""
+        if not strength:
+            return self
+        base = self.repeats if self.repeats is not None else np.ones(len(self.labels))
+        share = np.bincount(self.labels, weights=base) / base.sum()
+        scaled = base * share[self.labels] ** -strength
+        return replace(self, repeats=scaled * base.sum() / scaled.sum())
 
 
 def epoch_order(n: int, rng: np.random.Generator, repeats: np.ndarray | None = None) -> np.ndarray:

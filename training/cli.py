@@ -24,6 +24,7 @@ RECIPE_FLAGS = {
     "--warmup-epochs": ("warmup_epochs", int), "--early-stopping": ("early_stopping", int),
     "--select": ("select", str), "--label-smoothing": ("label_smoothing", float), "--mixup": ("mixup", float),
     "--drop-rate": ("drop_rate", float), "--label-scheme": ("label_scheme", str),
+    "--class-balance": ("class_balance", float),
 }
 AUG_FLAGS = {"--rotation": ("rotation", float), "--zoom": ("zoom", float), "--shear": ("shear", float),
              "--shift": ("shift", float), "--erase": ("erase", float)}

@@ -52,6 +52,7 @@ class Recipe:
     drop_rate: float = 0.5
     tta_flip: bool = False  # average predictions over the face and its mirror image
     label_scheme: str = "majority"  # FER+ labels: majority (hard) | soft (vote distribution, soft-target CE)
+    class_balance: float = 0.0  # draws per face ~ (its class's share) ** -class_balance: 0 = as is, 1 = balanced
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict:
@@ -344,7 +345,7 @@ def fit(recipe: Recipe, train: FaceDataset, val: FaceDataset | None = None, opti
         raise ValueError("select='best' needs validation data (use select='last' to train on everything)")
     rng = seed_everything(options.seed)
     trainer = make_trainer(recipe, train.class_names, options)
-    arrays = TrainingArrays.from_dataset(train, recipe.source_size)
+    arrays = TrainingArrays.from_dataset(train, recipe.source_size).balanced(recipe.class_balance)
     x_val = val.as_array(recipe.source_size) if val is not None else None
     run = Selection()
     if options.resume:
