@@ -217,6 +217,8 @@ def test_class_balance_draws_rare_classes_more_often_and_keeps_the_epoch_length(
         draws = np.bincount(labels, weights=repeats)
         assert draws[1] / draws.sum() == pytest.approx(rare_share, rel=0.25)
         assert repeats[60] / repeats[0] == pytest.approx(2.0)  # dataset weights kept within a class
+    assert arrays.class_shares(2) == pytest.approx([130 / 150, 20 / 150], abs=1e-6)
+    assert arrays.balanced(1.0).class_shares(2) == pytest.approx([0.5, 0.5], abs=1e-6)  # the prior it teaches
     order = epoch_order(100, np.random.default_rng(0), arrays.balanced(1.0).repeats)
     assert abs(np.bincount(labels[order])[1] / len(order) - 0.5) < 0.1
 

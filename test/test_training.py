@@ -181,6 +181,9 @@ def test_fit_then_save_load_round_trips_bit_exactly(tree: Path, tmp_path: Path):
         assert torch.equal(value, expected.to(value.dtype)), key
     assert meta2.class_names == CLASSES and meta2.input_size == 32 and meta2.source_size == 48
     assert meta2.mean == [0.5] * 3 and meta2.face_crop == {"margin": 0.0}
+    # The prior it learned travels with it, so the node's prior_correction works on a retrained model too.
+    shares = np.bincount(data.labels, minlength=len(CLASSES)) / len(data)
+    assert meta2.class_prior == pytest.approx(shares.tolist(), abs=1e-6)
     # The loaded model computes what the fp16-rounded trained one computes.
     model.load_state_dict({k: (v.half().float() if v.is_floating_point() else v) for k, v in saved.items()})
     faces = data.images[:5]

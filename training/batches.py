@@ -42,6 +42,11 @@ class TrainingArrays:
         targets = data.targets.astype(np.float32) if data.targets is not None else None
         return cls(data.as_array(size), data.labels, targets, data.repeats)
 
+    def class_shares(self, n_classes: int) -> list[float]:
+        """Each class's share of an epoch's draws: the prior the network learns (the model JSON's class_prior)."""
+        draws = np.bincount(self.labels, weights=self.repeats, minlength=n_classes)
+        return [round(float(share), 6) for share in draws / draws.sum()]
+
     def balanced(self, strength: float) -> "TrainingArrays":
         """Rare classes drawn more often: each face's draws scaled by (its class's share) ** -strength, the
         epoch's length kept (0 = the data as it is, 1 = every class drawn equally often)."""

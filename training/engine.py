@@ -346,6 +346,7 @@ def fit(recipe: Recipe, train: FaceDataset, val: FaceDataset | None = None, opti
     rng = seed_everything(options.seed)
     trainer = make_trainer(recipe, train.class_names, options)
     arrays = TrainingArrays.from_dataset(train, recipe.source_size).balanced(recipe.class_balance)
+    trainer.meta.class_prior = arrays.class_shares(len(train.class_names))  # what prior_correction divides out
     x_val = val.as_array(recipe.source_size) if val is not None else None
     run = Selection()
     if options.resume:
