@@ -503,6 +503,34 @@ def test_the_node_leaves_no_shared_memory_behind_after_ctrl_c(tmp_path):
     assert not shm() - before, f"left in /dev/shm: {sorted(shm() - before)}"
 
 
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="start-up is seen by Fast DDS's files in /dev/shm (Linux)")
+def test_ctrl_c_while_the_node_is_still_starting_is_a_clean_stop(tmp_path):
+    """autostart configures and activates inside the constructor (model load, backend imports: seconds on a CPU);
+    a Ctrl-C then once escaped as a KeyboardInterrupt traceback with exit status -2."""
+    import glob
+    import signal
+
+    def shm() -> set[str]:
+        return set(glob.glob("/dev/shm/*fastdds*"))
+
+    from emotion_recognition_ros.tools.processes import NodeProcess
+
+    before = shm()
+    env = dict(os.environ, ROS_DOMAIN_ID=str((int(os.environ["ROS_DOMAIN_ID"]) + 60) % 200 + 1))
+    node = NodeProcess([sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p",
+                        "device:=cpu"], tmp_path / "emotion_node.log", env).start()
+    try:
+        deadline = time.monotonic() + 120
+        while not shm() - before and node.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)  # its participant exists: rclpy is up, the model is loading
+        assert node.alive() and "model tf_" not in node.log_tail(), f"not caught starting:\n{node.log_tail()}"
+        os.killpg(node.pid, signal.SIGINT)
+        assert node.proc.wait(30) == 0, node.log_tail()
+    finally:
+        node.stop()
+    assert "Traceback" not in node.log_tail(), node.log_tail()
+
+
 def test_async_detection_over_dds(faces):
     """The default mode: first frame detected synchronously, later ones classified on tracked boxes while the
     detector runs in the background; ids stay stable and fresh detections keep arriving."""

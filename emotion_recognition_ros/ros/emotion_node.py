@@ -348,6 +348,11 @@ def run(args: list[str] | None = None) -> int:
     init_with_signals(args)  # SIGINT/SIGTERM always stop it, also when started with SIGINT ignored (ros/spin.py)
     try:
         node = EmotionNode(cli_args=None)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        # Ctrl-C while autostart is still configuring or activating (loading the model, importing a backend):
+        # a stop, not a failure, so no traceback.
+        shutdown_with_deadline()
+        return 0
     except (ModelLoadError, ValueError, ParameterException) as exc:
         print(f"emotion_node: cannot start: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
