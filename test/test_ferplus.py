@@ -211,6 +211,9 @@ def test_class_balance_draws_rare_classes_more_often_and_keeps_the_epoch_length(
     labels = np.array([0] * 90 + [1] * 10)
     arrays = TrainingArrays(np.zeros((100, 4, 4), np.uint8), labels, repeats=np.array([1.0] * 50 + [2.0] * 50))
     assert arrays.balanced(0) is arrays
+    for bad in (-0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="class_balance must be between 0 and 1"):
+            arrays.balanced(bad)
     for strength, rare_share in [(0.5, 0.25), (1.0, 0.5)]:
         repeats = arrays.balanced(strength).repeats
         assert repeats.sum() == pytest.approx(150)  # as many draws per epoch as the dataset weights gave

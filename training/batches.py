@@ -50,6 +50,8 @@ class TrainingArrays:
     def balanced(self, strength: float) -> "TrainingArrays":
         """Rare classes drawn more often: each face's draws scaled by (its class's share) ** -strength, the
         epoch's length kept (0 = the data as it is, 1 = every class drawn equally often)."""
+        if not 0 <= strength <= 1:  # also refuses NaN, which would make every draw count NaN
+            raise ValueError(f"class_balance must be between 0 and 1, got {strength}")
         if not strength:
             return self
         base = self.repeats if self.repeats is not None else np.ones(len(self.labels))
