@@ -1,7 +1,9 @@
 """The real EmotionNode in-process, talked to over Fast DDS by a peer node: frames in, EmotionArrays out."""
 from __future__ import annotations
 
+import glob
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -474,54 +476,48 @@ def test_console_script_exits_with_a_clear_message_on_a_missing_model(tmp_path):
     assert "cannot start" in proc.stderr and "absent.json: model metadata file not found" in proc.stderr
 
 
+def _fastdds_shm() -> set[str]:
+    return set(glob.glob("/dev/shm/*fastdds*"))
+
+
+def _start_emotion_node(tmp_path: Path, domain_offset: int):
+    """emotion_node (CPU, defaults) in its own process group and ROS domain, logging to tmp_path."""
+    from emotion_recognition_ros.tools.processes import NodeProcess
+
+    env = dict(os.environ, ROS_DOMAIN_ID=str((int(os.environ["ROS_DOMAIN_ID"]) + domain_offset) % 200 + 1))
+    return NodeProcess([sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p",
+                        "device:=cpu"], tmp_path / "emotion_node.log", env).start()
+
+
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="Fast DDS keeps shared memory in /dev/shm on Linux only")
 def test_the_node_leaves_no_shared_memory_behind_after_ctrl_c(tmp_path):
     """emotion_node leaves with os._exit (ros/spin.exit_releasing_dds): before it, a garbage collection must
     free Fast DDS's participant, or each run leaves its segment and port files in /dev/shm (it did: 5-8 files a
     run), and later participants given a dead port's number can miss each other."""
-    import glob
-    import signal
-
-    from emotion_recognition_ros.tools.processes import NodeProcess
-
-    def shm() -> set[str]:
-        return set(glob.glob("/dev/shm/*fastdds*"))
-
-    before = shm()
-    env = dict(os.environ, ROS_DOMAIN_ID=str((int(os.environ["ROS_DOMAIN_ID"]) + 50) % 200 + 1))
-    node = NodeProcess([sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p",
-                        "device:=cpu"], tmp_path / "emotion_node.log", env).start()
+    before = _fastdds_shm()
+    node = _start_emotion_node(tmp_path, 50)
     try:
         deadline = time.monotonic() + 120
         while "model tf_" not in node.log_tail() and node.alive() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert node.alive() and shm() - before, f"the node did not come up with a participant:\n{node.log_tail()}"
+        assert node.alive() and _fastdds_shm() - before, \
+            f"the node did not come up with a participant:\n{node.log_tail()}"
         os.killpg(node.pid, signal.SIGINT)
         assert node.proc.wait(30) == 0, node.log_tail()
     finally:
         node.stop()
-    assert not shm() - before, f"left in /dev/shm: {sorted(shm() - before)}"
+    assert not _fastdds_shm() - before, f"left in /dev/shm: {sorted(_fastdds_shm() - before)}"
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="start-up is seen by Fast DDS's files in /dev/shm (Linux)")
 def test_ctrl_c_while_the_node_is_still_starting_is_a_clean_stop(tmp_path):
     """autostart configures and activates inside the constructor (model load, backend imports: seconds on a CPU);
     a Ctrl-C then once escaped as a KeyboardInterrupt traceback with exit status -2."""
-    import glob
-    import signal
-
-    def shm() -> set[str]:
-        return set(glob.glob("/dev/shm/*fastdds*"))
-
-    from emotion_recognition_ros.tools.processes import NodeProcess
-
-    before = shm()
-    env = dict(os.environ, ROS_DOMAIN_ID=str((int(os.environ["ROS_DOMAIN_ID"]) + 60) % 200 + 1))
-    node = NodeProcess([sys.executable, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p",
-                        "device:=cpu"], tmp_path / "emotion_node.log", env).start()
+    before = _fastdds_shm()
+    node = _start_emotion_node(tmp_path, 60)
     try:
         deadline = time.monotonic() + 120
-        while not shm() - before and node.alive() and time.monotonic() < deadline:
+        while not _fastdds_shm() - before and node.alive() and time.monotonic() < deadline:
             time.sleep(0.02)  # its participant exists: rclpy is up, the model is loading
         assert node.alive() and "model tf_" not in node.log_tail(), f"not caught starting:\n{node.log_tail()}"
         os.killpg(node.pid, signal.SIGINT)
