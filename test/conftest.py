@@ -1,7 +1,9 @@
 """Shared fixtures: every test run gets its own ROS domain, so parallel runs never cross-talk."""
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -13,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("EMOTION_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
 from emotion_recognition_ros.core.data_paths import dataset_path, missing_reason  # noqa: E402  (after the default)
-from emotion_recognition_ros.ros.transport import default_to_large_data  # noqa: E402
+from emotion_recognition_ros.ros.transport import apply_default_transport  # noqa: E402
 
 CKPLUS = dataset_path("ckplus48")
 PHOTOS = dataset_path("photos")
@@ -27,23 +29,47 @@ def _isolated_domain_id() -> str:
 # Set before any test imports rclpy, so every node in this run (and every child process it starts,
 # which inherits the environment) lives in the same private domain.
 os.environ.setdefault("ROS_DOMAIN_ID", _isolated_domain_id())
-default_to_large_data()  # camera-sized frames over Fast DDS (ros/transport.py)
+apply_default_transport()  # camera-sized frames over Fast DDS, the package's default (ros/transport.py)
 # ROS_AUTOMATIC_DISCOVERY_RANGE is left at the ROS default: with LOCALHOST, rmw_fastrtps replaces the builtin
-# transports (LARGE_DATA) by UDP on 127.0.0.1, and a node in another process then loses every camera frame
+# transports by UDP on 127.0.0.1, and a node in another process then loses every camera frame
 # (docs/node.md, DDS transport). The private domain id above already keeps runs apart.
+
+
+# After pytest.ini's per-test timeout: a hang in C that its signal cannot interrupt ends the run with every
+# thread's stack (naming the test) instead of at the CI limit, 25 minutes later.
+NATIVE_HANG_BACKSTOP_S = 660
+
+
+@pytest.fixture(autouse=True)
+def _bounded_and_collected(request):
+    """Bound every test, and free what it left for the garbage collector here, at its end.
+
+    An rclpy node or context a test dropped is otherwise finalised by whichever allocation next runs the
+    collector, in some later test (a fresh-clone run hung in model loading that way, in Fast DDS's TCP teardown:
+    issue 28). Collecting here makes that teardown happen inside the test that caused it, under its timeout."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(NATIVE_HANG_BACKSTOP_S, exit=True)
+    try:
+        yield
+        if "rclpy" in sys.modules:
+            gc.collect()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture
 def ros_context():
-    """A fresh rclpy context for one test, shut down afterwards."""
+    """A fresh rclpy context for one test; afterwards its nodes are destroyed, then it is shut down and
+    destroyed, in that order (the garbage collector is never left to do it at a random moment)."""
     import rclpy
     from rclpy.context import Context
 
     context = Context()
     rclpy.init(context=context)
     yield context
-    if context.ok():
-        rclpy.shutdown(context=context)
+    context.try_shutdown()  # destroys the nodes it tracks first (rclpy Context._cleanup)
+    context.destroy()
 
 
 @pytest.fixture

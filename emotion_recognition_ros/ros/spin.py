@@ -13,8 +13,11 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.signals import SignalHandlerOptions
 
-# Fast DDS's teardown (TCP transport of LARGE_DATA, with a ros2 daemon connected) measured hanging forever
-# after the node's own work was done (docs/reliability.md): once the node is destroyed, give it this long.
+from .transport import apply_default_transport
+
+# Fast DDS's teardown once hung forever after the node's own work was done (LARGE_DATA's TCP transport
+# destructor, docs/reliability.md; the default profile has no TCP now): once the node is destroyed, give it
+# this long, so that whatever DDS does, the process ends.
 TEARDOWN_TIMEOUT_S = 3.0
 
 
@@ -58,7 +61,9 @@ def stop_on_signals(grace_s: float = 10.0, before_exit: Callable[[], None] | Non
 
 def init_with_signals(args: list[str] | None = None, grace_s: float = 10.0) -> None:
     """rclpy.init with stop_on_signals() instead of rclpy's handlers: the node's code finishes (closes its bag)
-    while its context still works."""
+    while its context still works. The package's DDS transports unless the user chose (ros/transport.py):
+    `ros2 run` without scripts/run gets the same as the demo and the launch files."""
+    apply_default_transport()
     stop_on_signals(grace_s)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 

@@ -39,7 +39,7 @@ from .bag_io import BagError
 from .contact_sheet import SheetEntry, make_contact_sheet
 from .evaluate_bag import EvaluationError, evaluate, format_summary
 from .processes import NodeProcess
-from ..ros.transport import default_to_large_data
+from ..ros.transport import apply_default_transport
 
 DEFAULT_OUT = Path("demo_output")
 OUTPUTS = ("bag", "annotated", "heatmap", "eval", "truth.csv", "contact_sheet.png", "summary.txt",
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     # DDS's LARGE_DATA transports (ros/transport.py); a user's own setting wins. ROS_AUTOMATIC_DISCOVERY_RANGE is
     # left alone: with LOCALHOST, rmw_fastrtps replaces the builtin transports by UDP on 127.0.0.1, and the node in
     # its own process lost 197 of 200 frames (docs/node.md, DDS transport).
-    default_to_large_data()
+    apply_default_transport()
     # SIGTERM too ends the processes it started and keeps the bag. Stopping them one after another may take
     # each its own grace; if even that is not enough, none of them outlives the demo.
     stop_on_signals(STOP_GRACE_S, before_exit=NodeProcess.kill_all)
