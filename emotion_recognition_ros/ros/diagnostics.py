@@ -12,9 +12,14 @@ from collections import deque
 
 import numpy as np
 
-TRANSPORT_ADVICE = ("camera frames seem to be lost before they reach this node; with Fast DDS set "
-                    "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the camera AND this node (or use "
-                    "config/fastdds_large_data.xml via FASTDDS_DEFAULT_PROFILES_FILE); see docs/node.md")
+TRANSPORT_ADVICE = ("camera frames seem to be lost before they reach this node; with Fast DDS give the camera "
+                    "AND this node the package's profile (FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds_large_data.xml"
+                    ", which scripts/run and the launch files set); see docs/reliability.md")
+# An active node with no input this long is a camera that stopped or never matched: WARN with the reason, so a
+# DDS stall shows in /diagnostics instead of as a silently idle node (issue 28).
+NO_INPUT_WARN_S = 10.0
+NO_INPUT_ADVICE = ("is the camera running, publishing the topic this node subscribes to, with the same "
+                   "ROS_DOMAIN_ID and DDS transports?")
 
 
 class StampGapMonitor:
@@ -55,10 +60,14 @@ def health(snap: dict[str, float], recent_failures: int, recent_frames: int) -> 
     """(level, message) from a snapshot and the outcomes of the most recent frames."""
     if recent_frames and recent_failures == recent_frames:
         return ERROR, f"every recent frame failed ({recent_failures} of {recent_frames}; see the node's log)"
+    idle = snap.get("seconds_since_input", 0.0)
+    if idle >= NO_INPUT_WARN_S:
+        what = "no input frame yet" if snap["frames_received"] == 0 else "no input frame"
+        return WARN, f"{what} for {idle:.0f} s: {NO_INPUT_ADVICE}"
     if snap["frames_processed"] == 0:
         return WARN, "no frames processed yet"
     if snap["frames_lost_dds"] > 0.05 * (snap["frames_received"] + snap["frames_lost_dds"]):
-        return WARN, "DDS loses input frames (see FASTDDS_BUILTIN_TRANSPORTS)"
+        return WARN, "DDS loses input frames (give the camera and the node the same transports: docs/reliability.md)"
     return OK, "ok"
 
 
@@ -80,6 +89,12 @@ class NodeStats:
         self.lost_dds = 0  # reported by DDS (message-lost events of the input subscription)
         self.faces = 0
         self.heatmaps = 0
+        self._input_clock = time.monotonic()  # the last input frame, or when input was first expected
+
+    def expect_input(self) -> None:
+        """Input is expected from now on (the node was activated): the no-input clock starts here."""
+        with self._lock:
+            self._input_clock = time.monotonic()
 
     def frame_done(self, latency: float, faces: int, timings: dict[str, float]) -> None:
         with self._lock:
@@ -94,6 +109,8 @@ class NodeStats:
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
+            if name == "received":
+                self._input_clock = time.monotonic()
             if name in FAILURES:
                 self._outcomes.extend([False] * n)
 
@@ -123,6 +140,7 @@ class NodeStats:
                 "frames_lost_dds": self.lost_dds,
                 "faces": self.faces,
                 "heatmaps_published": self.heatmaps,
+                "seconds_since_input": now - self._input_clock,
             }
             for stage, values in self._stage.items():
                 out[f"{stage}_ms_p50"] = float(np.median(values)) * 1000.0 if values else 0.0

@@ -44,7 +44,7 @@ from .image_conversion import ImageConversionError, bgr_to_image_msg, compressed
 from .messages import emotion_array
 from .qos import image_qos
 from .workers import LatestSlot, RateLimitedWorker, Worker
-from .spin import exit_releasing_dds, init_with_signals, shutdown_with_deadline
+from .spin import exit_releasing_dds, init_with_signals, shutdown_with_deadline, teardown_with_deadline
 
 PARAMETERS = params.EMOTION_NODE_PARAMETERS
 LOG_REPEAT_S = 10.0  # the same problem is logged at most once per this many seconds
@@ -134,6 +134,7 @@ class EmotionNode(LifecycleNode):
         if p["ros4hri"]:
             self._ros4hri = ros4hri.Ros4HriOutput(self, p["ros4hri_image_size"], p["ros4hri_timeout_s"])
         self._create_subscriptions(p)
+        self.stats.expect_input()  # diagnostics WARN after NO_INPUT_WARN_S without a frame from here on
         self.lifecycle_state = "active"
         return super().on_activate(state)  # enables the lifecycle publishers
 
@@ -324,11 +325,16 @@ class EmotionNode(LifecycleNode):
         header = Header(stamp=self.get_clock().now().to_msg())
         self.diagnostics_pub.publish(DiagnosticArray(header=header, status=[status]))
 
-    def destroy_node(self) -> None:
-        # Also called by rclpy's context clean-up on a node whose constructor failed half-way.
+    def finish_work(self) -> None:
+        """Stop taking frames and stop the threads (ros/spin.py teardown_with_deadline: before DDS teardown,
+        which has a deadline; idempotent)."""
         if getattr(self, "_pipeline_lock", None) is not None:
             self._stop_processing()
             self._free()
+
+    def destroy_node(self) -> None:
+        # Also called by rclpy's context clean-up on a node whose constructor failed half-way.
+        self.finish_work()
         super().destroy_node()
 
 
@@ -355,13 +361,13 @@ def run(args: list[str] | None = None) -> int:
         return 0
     except (ModelLoadError, ValueError, ParameterException) as exc:
         print(f"emotion_node: cannot start: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
+        shutdown_with_deadline(1)
         return 1
     except Exception as exc:  # e.g. an invalid topic name: still one clear line, not a traceback
         if not rclpy.ok():  # Ctrl-C (or `ros2 launch` stopping) during start-up: not an error
             return 0
         print(f"emotion_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
+        shutdown_with_deadline(1)
         return 1
     if node.lifecycle_state == "unconfigured":
         node.get_logger().info("autostart is false: waiting unconfigured (ros2 lifecycle set "
@@ -371,8 +377,7 @@ def run(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        shutdown_with_deadline()
+        teardown_with_deadline(node)  # destroy_node too is DDS teardown: under the deadline
     return 0
 
 

@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ..core.config import ParamSpec
 from .image_conversion import bgr_to_image_msg
 from .params import declare
+from .peers import DIAGNOSE_AFTER_S, diagnose
 from .qos import RELIABILITIES, image_qos
 from .spin import spin_until_done
 from ..media.sources import Frame, FrameSource, SourceError, open_source, resize_frame
@@ -28,6 +29,7 @@ GROUND_TRUTH_HEADER = ["stamp_ns", "x", "y", "w", "h", "label"]
 # channel too) can follow a while later, and drops what comes before (seen as DDS message-lost events in the
 # emotion node of a 6-frame demo on a loaded 2-core machine); so the first frame waits a moment more.
 SUBSCRIBERS_SETTLE_S = 1.0
+REDIAGNOSE_S = 30.0  # a stall still unresolved is said again, with what the graph shows by then
 
 
 # Kept in one table so the launch-file test can check names against it.
@@ -104,6 +106,8 @@ class ImageSourceNode(Node):
         self._truth = self._open_truth(p["ground_truth_file"])
         self._info: CameraInfo | None = None
         self._waiting_logged = False
+        self._waiting_since: float | None = None
+        self._diagnosed_at: float | None = None
         self._matched_at: float | None = None
         self.timer = self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(f"publishing {self.source.name} on {p['image_topic']} at {rate:g} fps "
@@ -140,12 +144,27 @@ class ImageSourceNode(Node):
             waits = ", ".join(f"{n} subscriber(s) on {topic}" for topic, n in short.items())
             self.get_logger().info(f"waiting for {waits}")
             self._waiting_logged = True
+            self._waiting_since = time.monotonic()
         if short:
+            self._diagnose_wait(short, wanted)
             return False
         if not any(n for _, n in wanted.values()):
             return True
         self._matched_at = time.monotonic()
         return False
+
+    def _diagnose_wait(self, short: dict[str, int], wanted: dict) -> None:
+        """After DIAGNOSE_AFTER_S of waiting (and every REDIAGNOSE_S after), one warning per topic saying which
+        side is missing and why that is likely (ros/peers.py): a stall is named, not waited out."""
+        now = time.monotonic()
+        due = self._diagnosed_at + REDIAGNOSE_S if self._diagnosed_at else self._waiting_since + DIAGNOSE_AFTER_S
+        if now < due:
+            return
+        self._diagnosed_at = now
+        for topic, n in short.items():
+            pub = wanted[topic][0]
+            self.get_logger().warning("missing peer: " + diagnose(self, topic, "subscriber", n,
+                                                                  pub.get_subscription_count(), pub.qos_profile))
 
     def _next_frame(self) -> Frame | None:
         try:

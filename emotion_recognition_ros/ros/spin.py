@@ -80,6 +80,28 @@ def shutdown_with_deadline(code: int = 0, timeout: float = TEARDOWN_TIMEOUT_S) -
         watchdog.cancel()
 
 
+def teardown_with_deadline(node=None, code: int = 0, timeout: float = TEARDOWN_TIMEOUT_S) -> None:
+    """Finish `node`'s own work first (its `finish_work()`, if it has one: a bag's metadata, the worker threads;
+    not bounded here, the signal's grace bounds it), then destroy it and shut rclpy down under one deadline.
+
+    Destroying the node is where DDS tears the participant down (rmw_destroy_node -> delete_participant): with
+    LARGE_DATA's TCP transport that deadlocked in Fast DDS 3.2.2 (bag_recorder: SIGINT and SIGTERM did nothing,
+    benchmarks/dds_stress.py, 2026-12-06), and a hang in C cannot be interrupted, only outlived: after `timeout`
+    seconds the process exits with `code`, everything of ours being closed by then."""
+    finish = getattr(node, "finish_work", None)
+    if callable(finish):
+        finish()
+    watchdog = threading.Timer(timeout, _exit_now, (code, f"DDS teardown still running after {timeout:g} s"))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    finally:
+        watchdog.cancel()
+
+
 def exit_releasing_dds(code: int, timeout: float = TEARDOWN_TIMEOUT_S) -> NoReturn:
     """Leave with `code` without the interpreter's own teardown, but only after a garbage collection.
 
@@ -98,7 +120,7 @@ def exit_releasing_dds(code: int, timeout: float = TEARDOWN_TIMEOUT_S) -> NoRetu
 def spin_until_done(program: str, make_node: Callable[[], object], errors: tuple[type[BaseException], ...],
                     args: list[str] | None = None, grace_s: float = 10.0) -> int:
     """Start rclpy (init_with_signals), build the node and spin it until it is done or stopped; `errors`
-    become one line and exit status 2. Shuts rclpy down (shutdown_with_deadline)."""
+    become one line and exit status 2. Destroys the node and shuts rclpy down (teardown_with_deadline)."""
     init_with_signals(args, grace_s)
     node, code = None, 0
     try:
@@ -111,9 +133,5 @@ def spin_until_done(program: str, make_node: Callable[[], object], errors: tuple
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C or `ros2 launch` stopping us: finish cleanly (a bag gets its metadata)
     finally:
-        try:
-            if node is not None:
-                node.destroy_node()
-        finally:
-            shutdown_with_deadline(code)
+        teardown_with_deadline(node, code)
     return code

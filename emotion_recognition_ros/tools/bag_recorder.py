@@ -23,6 +23,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 
 from ..core.config import ParamSpec
 from ..ros.params import declare
+from ..ros.peers import DIAGNOSE_AFTER_S, diagnose
 from ..ros.spin import spin_until_done
 from .bag_io import COMPRESSIONS, STORAGES, BagError, ThreadedBagWriter
 
@@ -85,6 +86,8 @@ class BagRecorder(Node):
         self.counts: dict[str, int] = {}
         self._skipped: set[str] = set()
         self._error_logged = False
+        self._topic_subscriptions: dict[str, object] = {}
+        self._diagnosed_at: float | None = None
         self.started = time.monotonic()
         self.done = False
         self.discover()
@@ -119,7 +122,8 @@ class BagRecorder(Node):
                          durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
         self.connections[topic] = connection
         self.counts[topic] = 0
-        self.create_subscription(cls, topic, lambda data, t=topic: self._write(t, data), qos, raw=True)
+        self._topic_subscriptions[topic] = self.create_subscription(cls, topic, lambda data, t=topic: self._write(t, data),
+                                                              qos, raw=True)
         self.get_logger().info(f"recording {topic} ({type_name}, {'reliable' if reliable else 'best effort'})")
 
     def _write(self, topic: str, data: bytes) -> None:
@@ -139,6 +143,22 @@ class BagRecorder(Node):
             self.done = True
             return
         self.discover()
+        self._diagnose_missing()
+
+    def _diagnose_missing(self) -> None:
+        """After DIAGNOSE_AFTER_S (then every 30 s), one warning per requested topic with no matched publisher,
+        naming the likely cause (ros/peers.py): a bag without its camera is said at once, not found later."""
+        now = time.monotonic()
+        due = self._diagnosed_at + 30.0 if self._diagnosed_at else self.started + DIAGNOSE_AFTER_S
+        if self.params["all_topics"] or now < due:
+            return
+        self._diagnosed_at = now
+        for topic in self.params["topics"]:
+            sub = self._topic_subscriptions.get(topic)
+            matched = sub.get_publisher_count() if sub is not None else 0
+            if not matched and topic not in self._skipped:
+                self.get_logger().warning("missing peer: " + diagnose(self, topic, "publisher", 1, 0,
+                                                                      sub.qos_profile if sub else None))
 
     def close(self) -> Path:
         """Finish the bag (writes its metadata.yaml); later messages are dropped."""
@@ -165,6 +185,8 @@ class BagRecorder(Node):
             elif not self.counts[topic]:
                 missing[topic] = "its publisher sent nothing"
         return missing
+
+    finish_work = close  # ros/spin.py: the bag is finished before DDS teardown, which has a deadline
 
     def destroy_node(self) -> None:
         self.close()
