@@ -22,7 +22,7 @@ from .device import synchronize
 from .explain import GradCamExplainer
 from .gpu_frame import FramePreprocessor
 from .preprocess import crop_face, square_box
-from .tracking import EmaSmoother, IouTracker, Track
+from .tracking import EmaSmoother, IouTracker, SceneCutDetector, Track
 from .types import Detection, FaceResult, PipelineResult
 
 
@@ -54,6 +54,7 @@ class EmotionPipeline:
         self.scheduler = DetectionScheduler(self.detector, c)
         self.tracker = IouTracker(c.track_iou, c.track_confirm_hits, c.track_max_misses)
         self.smoother = EmaSmoother(c.smoothing)
+        self.cuts = SceneCutDetector()  # a cut ends every track: no face id passes to a face of the new shot
         self._explainer = None
         self.frame_index = 0
 
@@ -87,6 +88,7 @@ class EmotionPipeline:
         """Forget all tracks (e.g. when the input stream restarts)."""
         self.tracker.reset()
         self.smoother.reset()
+        self.cuts.reset()
         self.frame_index = 0
         self.scheduler.reset()
 
@@ -107,6 +109,8 @@ class EmotionPipeline:
             raise ValueError(f"expected a non-empty uint8 BGR HxWx3 frame, got {frame.dtype} {frame.shape}")
         result = PipelineResult()
         t = self._clock()
+        if self.cuts.update(frame):
+            self.smoother.forget(self.tracker.cut())
         source = self.device_frames.upload(frame) if self.device_frames is not None else frame
         tracks = self._track(source, result)
         now = self._clock()
