@@ -1,7 +1,8 @@
 """PipelineConfig and the single table of its settings: default, description, range or choices, read-only.
 
-The node declares its ROS parameters from `PIPELINE_PARAMETERS` (ros/params.py), and `check_values` is the one
-place a value outside the table is refused, whether it comes from a parameter, a test or a script.
+The node declares its ROS parameters from `PIPELINE_PARAMETERS` (ros/params.py). This module is a leaf (it imports
+nothing of the package), so the detectors may name `PipelineConfig` without a cycle; `check_ranges` refuses values
+outside the table, and core/settings_check.py adds the checks against the detector and device registries.
 """
 from __future__ import annotations
 
@@ -102,13 +103,10 @@ CONFIG_FIELDS = tuple(f.name for f in fields(PipelineConfig))
 RUNTIME_FIELDS = tuple(name for name in CONFIG_FIELDS if not PIPELINE_PARAMETERS[name].read_only)
 
 
-def check_values(values: Mapping[str, Any]) -> str | None:
-    """The reason a set of pipeline settings is unusable, or None. Keys that are not settings are ignored."""
-    # Imported here, not at the top: both pull in torch and OpenCV (seconds), and light processes such as the bag
-    # recorder import this table for its ParamSpec without ever checking a pipeline setting.
-    from .detection import available_detectors
-    from .device import validate_device_spec
-
+def check_ranges(values: Mapping[str, Any]) -> str | None:
+    """The reason a set of pipeline settings is outside the table's ranges and choices, or None (keys that are
+    not settings are ignored). Device and detector names are checked against their registries in
+    core/settings_check.py, which sits above this module so the table imports nothing of the package."""
     for name, value in values.items():
         spec = PIPELINE_PARAMETERS.get(name)
         if spec is None:
@@ -117,10 +115,6 @@ def check_values(values: Mapping[str, Any]) -> str | None:
             return reason
         if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
             return f"{name} must be in [{spec.bounds[0]}, {spec.bounds[1]}], got {value}"
-    if "device" in values and (reason := validate_device_spec(values["device"])):
-        return reason
-    if "detector" in values and values["detector"] not in available_detectors():
-        return f"unknown detector '{values['detector']}' (available: {', '.join(available_detectors())})"
     if "mtcnn_thresholds" in values:
         t = list(values["mtcnn_thresholds"])
         if len(t) != 3 or not all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in t):

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .alignment import eye_roll_degrees, rotated_crop
 from .classifier import Classifier
-from .config import PipelineConfig, check_values
+from .config import PipelineConfig
+from .settings_check import check_values
 from .detection import FaceDetector, create_detector
 from .detection.scheduling import DetectionScheduler, Outcome
 from .device import synchronize
-from .explain import GradCamExplainer
+from .explain import DEFAULT_LAYER, DEFAULT_METHOD, CamExplainer
 from .gpu_frame import FramePreprocessor
 from .preprocess import crop_face, square_box
 from .tracking import EmaSmoother, IouTracker, SceneCutDetector, Track
@@ -104,7 +106,7 @@ class EmotionPipeline:
         return float(x0), float(y0), float(whole), float(whole)
 
     def process(self, frame: np.ndarray, explain: bool = False) -> PipelineResult:
-        """One uint8 BGR frame -> faces with ids, boxes, raw and smoothed probabilities (+ Grad-CAM)."""
+        """One uint8 BGR frame -> faces with ids, boxes, raw and smoothed probabilities (+ CAM heatmaps)."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or frame.size == 0:
             raise ValueError(f"expected a non-empty uint8 BGR HxWx3 frame, got {frame.dtype} {frame.shape}")
         result = PipelineResult()
@@ -182,13 +184,51 @@ class EmotionPipeline:
             self._explainer.close()
             self._explainer = None
 
-    def explain(self, result: PipelineResult) -> np.ndarray:
-        """Grad-CAM maps (N, S, S) for a result's faces, for the class each face is labelled with."""
-        if self._explainer is None:
-            self._explainer = GradCamExplainer(self.classifier.model)
+    def explainer(self) -> CamExplainer:
+        """The CAM explainer of this pipeline's settings (explain_method at explain_layer), built on first use."""
+        method = getattr(self.config, "explain_method", DEFAULT_METHOD)
+        layer = getattr(self.config, "explain_layer", DEFAULT_LAYER)
+        e = self._explainer
+        if e is None or (e.method, e.requested_layer) != (method, layer):
+            if e is not None:
+                e.close()
+            self._explainer = CamExplainer(self.classifier.model, method, layer)
+        return self._explainer
+
+    def explain(self, result: PipelineResult, classes: int | str | Sequence[int | str] | None = None
+                ) -> np.ndarray:
+        """CAM maps (N, S, S) in [0, 1] (each divided by its maximum) for a result's faces.
+
+        classes=None explains each face's label in this frame (argmax of raw_scores: the map explains this frame's
+        pixels, which the smoothed label does not only come from); one class (index or name) explains it for every
+        face, a sequence one class per face ("why sad and not neutral?"). The classes explained are kept in
+        result.heatmap_classes."""
+        explainer = self.explainer()
         if result.batch is None or not result.faces:
+            result.heatmap_classes = []
             return np.empty((0, self.classifier.meta.input_size, self.classifier.meta.input_size), np.float32)
-        return self._explainer.explain(result.batch, [f.label_index for f in result.faces])
+        n = len(result.faces)
+        if classes is None:
+            wanted = [int(np.argmax(f.raw_scores)) for f in result.faces]
+        elif isinstance(classes, (int, str, np.integer)):
+            wanted = [classes] * n
+        else:
+            wanted = list(classes)
+        if len(wanted) != n:
+            raise ValueError(f"{len(wanted)} classes for {n} faces")
+        indices = [self._class_index(c) for c in wanted]
+        result.heatmap_classes = indices
+        return explainer.explain(result.batch, indices)
+
+    def _class_index(self, cls: int | str) -> int:
+        names = self.class_names
+        if isinstance(cls, str):
+            if cls not in names:
+                raise ValueError(f"unknown class '{cls}' (one of: {', '.join(names)})")
+            return names.index(cls)
+        if not 0 <= int(cls) < len(names):
+            raise ValueError(f"class index {cls} out of range 0..{len(names) - 1}")
+        return int(cls)
 
     def warmup(self, explain: bool, batch_sizes: tuple[int, ...] = (1, 2), frame_size: tuple[int, int] = (480, 640)
                ) -> None:
@@ -196,8 +236,8 @@ class EmotionPipeline:
         first frames of a stream do not pay for lazy initialisation: torch and ONNX Runtime set up each new input
         shape on first use, which cost the demo's node its first 10-20 frames (node.md, how a frame flows)."""
         self.detector.detect(np.zeros((*frame_size, 3), np.uint8))
-        if explain and self._explainer is None:
-            self._explainer = GradCamExplainer(self.classifier.model)
+        if explain:
+            self.explainer()
         blank = np.zeros((48, 48), np.uint8)
         for size in batch_sizes:
             batch = self.classifier.to_batch([blank] * size)

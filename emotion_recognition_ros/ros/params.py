@@ -12,7 +12,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..core.config import PIPELINE_PARAMETERS, ParamSpec, check_values, choice_problem
+from ..core.config import PIPELINE_PARAMETERS, ParamSpec, choice_problem
+from ..core.settings_check import check_values
 from .qos import RELIABILITIES
 TOPIC_PARAMETERS = ("image_topic", "emotion_topic", "heatmap_topic", "annotated_topic")
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..tracking.tracker import Track
 from ..types import Detection
 
-if TYPE_CHECKING:  # annotations only: config.check_values imports detection, so a real import would be a cycle
+if TYPE_CHECKING:  # annotations only: the scheduler never builds or reads a config at import time
     from ..config import PipelineConfig
 from .background import BackgroundDetector
 from .base import FaceDetector
