@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from rclpy.node import Node
-from rclpy.qos import QoSCompatibility, qos_check_compatible
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
 from .transport import describe
 
@@ -35,6 +35,17 @@ def _others(node: Node) -> list[str]:
     return sorted({n for n in names if n != me and not n.endswith("/_ros2cli_daemon") and "_ros2cli" not in n})
 
 
+def _incompatible(pub, sub) -> str:
+    """The request/offer mismatch that stops a match, checked on reliability and durability only: the graph's
+    copy of a peer's deadline and liveliness reads as unset, and rclpy's qos_check_compatible then reports
+    errors that are not there (seen in benchmarks/dds_stress.py)."""
+    if pub.reliability == ReliabilityPolicy.BEST_EFFORT and sub.reliability == ReliabilityPolicy.RELIABLE:
+        return "a best-effort publisher and a reliable subscription"
+    if pub.durability == DurabilityPolicy.VOLATILE and sub.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+        return "a volatile publisher and a transient-local subscription"
+    return ""
+
+
 def diagnose(node: Node, topic: str, side: str, wanted: int, matched: int, own_qos=None) -> str:
     """One line: `topic` has `matched` of `wanted` matched peers on the other side (`side` = 'subscriber' when
     this node publishes `topic`, 'publisher' when it subscribes), and why that is likely."""
@@ -50,8 +61,7 @@ def diagnose(node: Node, topic: str, side: str, wanted: int, matched: int, own_q
         if own_qos is not None:
             for info in found:
                 pub, sub = (own_qos, info.qos_profile) if side == "subscriber" else (info.qos_profile, own_qos)
-                compatibility, reason = qos_check_compatible(pub, sub)
-                if compatibility == QoSCompatibility.ERROR:
+                if reason := _incompatible(pub, sub):
                     bad_qos.append(f"{info.node_name}: {reason}")
         if bad_qos:
             return f"{head}; discovered {peers} but the QoS is incompatible ({'; '.join(bad_qos)})"
