@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from emotion_recognition_ros.tools.plots import new_figure, save_figure
+from emotion_recognition_ros.plots import new_figure, save_figure
 
 
 def _f(v: Any, digits: int = 1) -> str:

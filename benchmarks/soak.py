@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_recognition_ros.core.device import set_threads
-from emotion_recognition_ros.tools.plots import new_figure, save_figure
+from emotion_recognition_ros.plots import new_figure, save_figure
 
 from . import dds, report
 from .bench import DEFAULT_OUTPUT, machine_description, node_overrides, our_node_spec

@@ -104,6 +104,13 @@ def test_core_and_ros_import_no_tools(folder):
     assert offences(folder, imports_tools) == []
 
 
+def test_training_imports_no_tools():
+    """tools/ holds the package's CLIs; what training shares with them (plots, preprocessing) lives outside it."""
+    found = [f"{path.relative_to(REPO)} imports {module}" for path in sorted((REPO / "training").rglob("*.py"))
+             for module in sorted(imported_modules(path)) if imports_tools(module)]
+    assert found == []
+
+
 def test_the_runtime_imports_no_training_or_benchmarks():
     """The node, the demo and their tools run from an install that has neither offline package."""
     assert offences(".", imports_offline_code) == []

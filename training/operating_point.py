@@ -19,7 +19,7 @@ import numpy as np
 
 from emotion_recognition_ros.core.model_io import ModelLoadError, load_model
 from emotion_recognition_ros.core.operating_point import adjust_log_probs
-from emotion_recognition_ros.tools.plots import new_figure, save_figure
+from emotion_recognition_ros.plots import new_figure, save_figure
 
 from .cli import set_threads
 from .data import DatasetError, load_dataset

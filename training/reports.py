@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from emotion_recognition_ros.tools.plots import new_figure, plot_confusion_matrix, save_figure
+from emotion_recognition_ros.plots import new_figure, plot_confusion_matrix, save_figure
 
 CKPLUS_LICENCE = (
     "CK+ (Extended Cohn-Kanade) is licensed for non-commercial research use only; models trained on it inherit "

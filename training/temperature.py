@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion_recognition_ros.tools.plots import new_figure, save_figure
+from emotion_recognition_ros.plots import new_figure, save_figure
 
 ECE_BINS = 15
 

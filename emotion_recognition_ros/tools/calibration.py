@@ -24,7 +24,7 @@ from ..core.detection import BoxAdjust, create_detector
 from ..core.preprocess import crop_face, square_box
 from ..media.scenes import DEFAULT_CKPLUS, load_faces, make_scene
 from ..core.tracking.tracker import iou
-from .plots import new_figure, save_figure
+from ..plots import new_figure, save_figure
 
 
 def measure(frames: int, faces_per_frame: int, face_size: tuple[int, int], detector_name: str,

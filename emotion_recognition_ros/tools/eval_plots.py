@@ -1,4 +1,4 @@
-"""PNG plots for evaluate_bag: per-face label timelines and the confusion matrix (tools/plots.py figures)."""
+"""PNG plots for evaluate_bag: per-face label timelines and the confusion matrix (emotion_recognition_ros/plots.py figures)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from typing import Any
 import matplotlib
 from matplotlib.lines import Line2D
 
-from .plots import new_figure, plot_confusion_matrix, save_figure
+from ..plots import new_figure, plot_confusion_matrix, save_figure
 from .recording import Recording
 
 # One fixed colour per expression, so timelines of different runs compare at a glance.
