@@ -1,24 +1,70 @@
-"""Grad-CAM explanations (pytorch-grad-cam), batched over all faces of a frame.
+"""Class activation maps (CAMs), batched over all faces of a frame: a small registry of methods x layers.
 
-The explainer works on its own copy of the network: Grad-CAM hooks every forward pass of the module it
-wraps, and the node explains in a background thread while the main thread keeps classifying. Like
-pytorch-grad-cam's own CAM objects it removes the hooks it registered when done: `close()`, or use it as a
-context manager.
+Methods (`CAM_METHODS`) follow pytorch-grad-cam's definitions, computed here in torch on the activations A and
+the gradients G of one layer for one class score (the logit):
+
+- gradcam: relu(sum_c mean_xy(G_c) A_c) (Selvaraju et al., ICCV 2017);
+- hirescam: relu(sum_c G_c A_c), element-wise (Draelos & Carin 2020): Grad-CAM without the spatial averaging of
+  the gradient, so each cell is weighed by its own gradient;
+- layercam: relu(sum_c relu(G_c) A_c) (Jiang et al., TIP 2021);
+- gradcam++: Grad-CAM with the second/third-order weights of Chattopadhay et al. (WACV 2018).
+
+The layer is a module name (`blocks.2`, `conv_head`) or a stride (`stride8`: the deepest feature stage timm
+reports at 1/8 of the input). The default (`DEFAULT_METHOD` at `DEFAULT_LAYER`) was chosen on FER+ Valid by
+benchmarks/explain_quality.py (docs/node.md, "Heatmaps").
+
+Cost: the layers below the explained one run under `torch.no_grad()` (their activations need no graph), the
+explained layer's output becomes a leaf that needs a gradient, and backward stops there: no weight gradients, no
+gradients of the layers below. The explainer works on its own fp32 copy of the network (the node explains in a
+background thread while the main thread keeps classifying), removes the hooks it registered on `close()` (or as a
+context manager), and on CUDA runs on a stream of its own.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+EXPLAIN_DTYPE = torch.float32  # see CamExplainer
+
+
+def _gradcam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    return torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts).sum(1))
+
+
+def _hirescam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    return torch.relu((grads * acts).sum(1))
+
+
+def _layercam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    return torch.relu((torch.relu(grads) * acts).sum(1))
+
+
+def _gradcam_plus_plus(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    g2, g3 = grads.pow(2), grads.pow(3)
+    sum_acts = acts.sum(dim=(2, 3), keepdim=True)
+    alpha = g2 / (2 * g2 + sum_acts * g3 + 1e-6)
+    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+    weights = (torch.relu(grads) * alpha).sum(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * acts).sum(1))
+
+
+CAM_METHODS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "gradcam": _gradcam, "hirescam": _hirescam, "layercam": _layercam, "gradcam++": _gradcam_plus_plus}
+DEFAULT_METHOD = "hirescam"
+DEFAULT_LAYER = "blocks.2"  # stride 8: 12x12 cells at 96 px
+LEGACY_METHOD, LEGACY_LAYER = "gradcam", "conv_head"  # before issue 27: 3x3 cells at 96 px
+NORMALISATIONS = ("max", "minmax")
 
 
 def last_conv_stage(model: nn.Module) -> nn.Module:
-    """The layer whose activations Grad-CAM weighs: timm EfficientNet/MobileNet's final 1x1 conv
-    (`conv_head`), else the module of the deepest feature stage timm reports."""
+    """The layer the old default explained: timm EfficientNet/MobileNet's final 1x1 conv (`conv_head`), else the
+    module of the deepest feature stage timm reports."""
     if isinstance(getattr(model, "conv_head", None), nn.Conv2d):
         return model.conv_head
     info = getattr(model, "feature_info", None)
@@ -31,61 +77,141 @@ def last_conv_stage(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-EXPLAIN_DTYPE = torch.float32  # see GradCamExplainer
+def stride_layers(model: nn.Module) -> dict[str, str]:
+    """`strideN` -> module name, from timm's feature_info (the deepest stage at each reduction)."""
+    info = getattr(model, "feature_info", None)
+    if not info:
+        return {}
+    entries = info if isinstance(info, list) else info.get_dicts()
+    return {f"stride{int(e['reduction'])}": e["module"] for e in entries}
 
 
-def _gradient_starts_here(_module: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor:
-    """Forward hook on the explained layer: its output becomes a leaf that needs a gradient. Grad-CAM needs only
-    d(class score)/d(this layer's activations), so backward stops here: no weight gradients, no gradients of the
-    layers below."""
-    return output.detach().requires_grad_(True)
+def layer_names(model: nn.Module) -> list[str]:
+    """Every name `resolve_layer` accepts for this model: strides, then the module names of its stages."""
+    names = list(stride_layers(model))
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.Sequential):
+        names += [f"blocks.{i}" for i in range(len(blocks))]
+    names += [n for n in ("conv_stem", "conv_head") if isinstance(getattr(model, n, None), nn.Module)]
+    return names
 
 
-class GradCamExplainer:
-    """Grad-CAM on its own fp32 copy of the classifier (`EXPLAIN_DTYPE`), on the classifier's device.
+def resolve_layer(model: nn.Module, layer: str) -> tuple[str, nn.Module]:
+    """(module name, module) for a layer name or stride; a bad name is refused with the valid ones."""
+    name = stride_layers(model).get(layer, layer)
+    if name in ("", "last"):
+        module = last_conv_stage(model)
+        return next(n for n, m in model.named_modules() if m is module), module
+    try:
+        return name, model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"unknown explain_layer '{layer}' (explain_layer must be one of: "
+                         f"{', '.join(layer_names(model))}, or any module name of the network)") from None
 
-    fp32 even when the classifier runs in fp16 on CUDA: pytorch-grad-cam normalises and resizes the maps in
-    numpy/OpenCV, where fp16 underflows (its 1e-7 epsilon) and cv2.resize has no half support. The weights never
-    require gradients. On CUDA it runs on a stream of its own, so a heatmap does not queue behind, or in front of,
-    the classification of the next frame on the default stream.
+
+def check_method(method: str) -> None:
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown explain_method '{method}' (explain_method must be one of: "
+                         f"{', '.join(CAM_METHODS)})")
+
+
+def fold_batchnorm(model: nn.Module, keep: nn.Module | None = None) -> int:
+    """Fold every batch norm that directly follows a convolution (as siblings, in registration order, which is
+    timm's forward order) into that convolution's weights and bias, in place; the norm's activation (timm's
+    BatchNormAct2d) stays. The same function in eval mode, fewer operations forward and backward. `keep`: a
+    convolution whose own output must stay as it was (the explained layer). Returns the number folded."""
+    folded = 0
+    for parent in list(model.modules()):
+        children = list(parent.named_children())
+        for (_, conv), (bn_name, bn) in zip(children, children[1:]):
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or conv is keep:
+                continue
+            if bn.running_var is None or bn.running_mean is None or conv.out_channels != bn.num_features:
+                continue
+            scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(
+                bn.running_var + bn.eps)
+            shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
+            with torch.no_grad():
+                conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
+            after = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if isinstance(m, nn.Module)]
+            setattr(parent, bn_name, nn.Sequential(*after) if after else nn.Identity())
+            folded += 1
+    return folded
+
+
+class CamExplainer:
+    """CAMs of one method at one layer, on its own fp32 copy of the classifier (`EXPLAIN_DTYPE`), on the
+    classifier's device.
+
+    fp32 even when the classifier runs in fp16 on CUDA: map normalisation and resizing need the range (fp16
+    underflows below 6e-8). The weights never require gradients. On CUDA it runs on a stream of its own, so a
+    heatmap does not queue behind, or in front of, the classification of the next frame on the default stream.
     """
 
-    def __init__(self, model: nn.Module):
-        # Imported here, not at the top: pytorch-grad-cam pulls in scikit-learn and matplotlib (seconds at start-up)
-        # and only a pipeline that is asked for heatmaps needs it.
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-        self._target = ClassifierOutputTarget
+    def __init__(self, model: nn.Module, method: str = DEFAULT_METHOD, layer: str = DEFAULT_LAYER,
+                 normalise: str = "max"):
+        check_method(method)
+        if normalise not in NORMALISATIONS:
+            raise ValueError(f"normalise must be one of: {', '.join(NORMALISATIONS)}")
+        self.method, self.normalise, self.requested_layer = method, normalise, layer
+        self._cam = CAM_METHODS[method]
         self.model = copy.deepcopy(model).to(EXPLAIN_DTYPE).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        target = last_conv_stage(self.model)
-        # registered before GradCAM's own hooks, so they see (and hook the gradient of) the leaf
-        self._leaf_hook = target.register_forward_hook(_gradient_starts_here)
-        self.cam = GradCAM(model=self.model, target_layers=[target])
+        self.layer, target = resolve_layer(self.model, layer)
+        fold_batchnorm(self.model, keep=target)
+        self.model.to(memory_format=torch.channels_last)  # as the classifier's batches come (Classifier.to_batch)
+        self._acts: torch.Tensor | None = None
+        self._hook = target.register_forward_hook(self._gradient_starts_here)
         device = next(self.model.parameters()).device
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
+    def _gradient_starts_here(self, _module: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook on the explained layer. Everything before it ran under no_grad; from here on autograd
+        records, and the layer's output is a leaf, so backward stops here."""
+        torch.set_grad_enabled(True)  # restored by the caller's no_grad() on exit
+        self._acts = output.detach().requires_grad_(True)
+        return self._acts
+
+    def cams(self, batch: torch.Tensor, class_indices: Sequence[int]) -> torch.Tensor:
+        """(N, h, w) raw maps (non-negative, unnormalised) at the explained layer's resolution."""
+        if self._hook is None:
+            raise RuntimeError("CamExplainer used after close()")
+        x = batch.detach().to(EXPLAIN_DTYPE).contiguous(memory_format=torch.channels_last)
+        try:
+            with self._own_stream(batch), torch.no_grad():
+                logits = self.model(x)
+                acts, self._acts = self._acts, None
+                index = torch.as_tensor(list(class_indices), device=logits.device).view(-1, 1)
+                (grads,) = torch.autograd.grad(logits.gather(1, index).sum(), acts)
+            return self._cam(acts.detach(), grads)
+        finally:
+            self._acts = None
+
     def explain(self, batch: torch.Tensor, class_indices: Sequence[int]) -> np.ndarray:
-        """(N, H, W) float32 maps in [0, 1] at the network input's resolution, one per face."""
-        if self._leaf_hook is None:
-            raise RuntimeError("GradCamExplainer used after close()")
+        """(N, H, W) float32 maps in [0, 1] at the network input's resolution, one per face and class.
+
+        normalise="max": each map divided by its own maximum (0 = no positive evidence for the class);
+        "minmax": pytorch-grad-cam's per-map min-max scaling (the same maps as its CAM objects). Both after the
+        bilinear resize to the input's size."""
         if batch.shape[0] == 0:
             return np.empty((0, *batch.shape[-2:]), np.float32)
-        targets = [self._target(int(c)) for c in class_indices]
-        with self._own_stream(batch), torch.enable_grad():
-            cams = self.cam(input_tensor=batch.detach().to(EXPLAIN_DTYPE), targets=targets)
-        return np.nan_to_num(cams.astype(np.float32, copy=False))
+        cam = self.cams(batch, class_indices)
+        maps = F.interpolate(cam[:, None], size=tuple(batch.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
+        if self.normalise == "minmax":
+            maps = maps - maps.flatten(1).min(1).values.view(-1, 1, 1)
+        maps = maps / (maps.flatten(1).max(1).values.view(-1, 1, 1) + 1e-7)
+        return np.nan_to_num(maps.float().cpu().numpy())
 
     def close(self) -> None:
-        """Remove the forward hooks on the explained copy: ours and Grad-CAM's. Idempotent."""
-        if self._leaf_hook is not None:
-            self._leaf_hook.remove()
-            self._leaf_hook = None
-        self.cam.activations_and_grads.release()
+        """Remove the forward hook on the explained copy. Idempotent."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
-    def __enter__(self) -> "GradCamExplainer":
+    def __enter__(self) -> "CamExplainer":
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -98,3 +224,6 @@ class GradCamExplainer:
         self.stream.wait_stream(torch.cuda.current_stream(batch.device))
         batch.record_stream(self.stream)  # the caller's allocator must not reuse it while this stream reads it
         return torch.cuda.stream(self.stream)
+
+
+GradCamExplainer = CamExplainer  # the name before issue 27 (it then did Grad-CAM at conv_head only)

@@ -43,4 +43,5 @@ class PipelineResult:
     detected: bool = False  # boxes were measured on this frame (full detection or refined tracks)
     refined: bool = False  # ... by re-measuring tracked faces near their old boxes, not a full detection
     batch: torch.Tensor | None = None  # network input of all faces, for a later explanation
-    heatmaps: np.ndarray | None = None  # (N, S, S) Grad-CAM maps when explain=True
+    heatmaps: np.ndarray | None = None  # (N, S, S) CAM maps when explain=True (core/explain.py)
+    heatmap_classes: list[int] = field(default_factory=list)  # the class each heatmap explains
