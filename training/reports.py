@@ -71,7 +71,18 @@ def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], 
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+    return f"{100 * x:.2f}%"
+
+
+WEIGHTS_LICENCE = (
+    "The weights and this card ship with the package under its licence, Apache-2.0 (`LICENSE`, `package.xml`). "
+    "They were learned from the datasets below and carry those datasets' terms with them: Apache-2.0 does not "
+    "lift them. Use the weights, and anything trained from them, only as the data's terms allow (research use; "
+    "non-commercial research only where CK+ is involved).")
+
+STARTS_FROM_DEFAULT = (
+    "This model starts from the weights of the shipped `default` model (`pretrained: model:default`), which was "
+    "trained on FER+ / FER2013, so those terms apply to it too.")
 
 
 def _soup_lines(training: dict) -> list[str]:
@@ -107,8 +118,12 @@ def model_card(meta, path: str | Path, extra: str = "") -> Path:
         for name, value in meta.metrics.items():
             if isinstance(value, dict) and "accuracy" in value:
                 spread = f" ± {_pct(value['accuracy_std'])}" if "accuracy_std" in value else ""
+                if "accuracy_no_tta_mean" in value and value.get("tta_flip"):
+                    spread += (f" with flip TTA; {_pct(value['accuracy_no_tta_mean'])} (mean over folds) in one "
+                               "pass without TTA, as the node runs")
                 lines.append(f"- **{name}**: accuracy {_pct(value['accuracy'])}{spread}"
                              + (f", macro-F1 {value['macro_f1']:.3f}" if "macro_f1" in value else "")
+                             + (f", ECE {value['ece']:.3f}" if "ece" in value else "")
                              + (f", n = {value['n']}" if "n" in value else "")
                              + (f" — {value['protocol']}" if "protocol" in value else ""))
             else:
@@ -138,8 +153,10 @@ def model_card(meta, path: str | Path, extra: str = "") -> Path:
         lines.append("- On CK+ a random per-image split's score is inflated (frames of one person on both sides); "
                      "the subject-independent score is the one that predicts performance on new people.")
     lines += ["- Not for decisions about individuals (hiring, policing, health, education).", "",
-              "## Licence of the training data", ""]
-    lines += ([FERPLUS_LICENCE, ""] if ferplus else []) + ([CKPLUS_LICENCE, ""] if ckplus else [])
+              "## Licence: the weights and the training data", "", WEIGHTS_LICENCE, ""]
+    from_default = recipe.get("pretrained") == "model:default"
+    lines += ([FERPLUS_LICENCE, ""] if ferplus or from_default else []) + ([CKPLUS_LICENCE, ""] if ckplus else [])
+    lines += [STARTS_FROM_DEFAULT, ""] if from_default and not ferplus else []
     if extra:
         lines += [extra.rstrip(), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
