@@ -147,6 +147,7 @@ class Demo:
 
         def teardown() -> None:
             self.executor.shutdown(timeout_sec=2)
+            self.spinner.join(2.0)  # its loop reads the context: only then may the context go
             self.executor.remove_node(self.watcher)
             self.watcher.destroy_node()
             rclpy.try_shutdown(context=self.context)
