@@ -4,6 +4,7 @@ table, a model card, and a figure whose sentence went missing."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -68,3 +69,23 @@ def test_a_model_card_edited_by_hand_is_reported(tmp_path):
     assert doc_figures.check(tmp_path) == [
         "emotion_recognition_ros/models/default.md: differs from the card generated from default.json "
         "(python3 scripts/doc_figures.py --write)"]
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a markdown heading: lower case, punctuation but '-' and '_' dropped, spaces to '-'."""
+    return "-".join(re.sub(r"[^\w\- ]", "", heading.strip().lower()).split(" "))
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/install.md"])
+def test_every_relative_link_finds_its_file_and_heading(page):
+    broken = []
+    for target in re.findall(r"\]\(([^)#:]*)(#[^)]*)?\)", _text(page)):
+        path, anchor = target
+        file = (ROOT / page).parent / path if path else ROOT / page
+        if not file.exists():
+            broken.append(f"{path}: no such file")
+        elif anchor and file.suffix == ".md":
+            headings = {_anchor(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}
+            if anchor[1:] not in headings:
+                broken.append(f"{path}{anchor}: no such heading")
+    assert broken == []
