@@ -128,7 +128,7 @@ def test_grad_cam_computes_no_weight_gradients_and_matches_the_full_backward(mod
     from emotion_recognition_ros.core.explain import last_conv_stage
 
     net, meta = model
-    explainer = GradCamExplainer(net)
+    explainer = GradCamExplainer(net, "gradcam", "conv_head", normalise="minmax")  # pytorch-grad-cam's scaling
     batch = _batch(meta, 3, seed=1)
     maps = explainer.explain(batch, [0, 2, 4])
     assert all(p.grad is None and not p.requires_grad for p in explainer.model.parameters())

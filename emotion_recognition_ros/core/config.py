@@ -59,6 +59,12 @@ PIPELINE_PARAMETERS: dict[str, ParamSpec] = {
     "track_iou": ParamSpec(0.3, "minimum box overlap (IoU) to continue a track", (0.05, 0.95)),
     "track_confirm_hits": ParamSpec(1, "detections before a track is published", (1, 30)),
     "track_max_misses": ParamSpec(5, "detection rounds a track survives without a match", (0, 300)),
+    # The registry is core/explain.CAM_METHODS (a test keeps the two equal); the default was chosen on FER+ Valid.
+    "explain_method": ParamSpec("hirescam", "heatmap method: gradcam | hirescam | layercam | gradcam++ "
+                                "(docs/node.md, Heatmaps)", choices=("gradcam", "hirescam", "layercam", "gradcam++")),
+    "explain_layer": ParamSpec("blocks.2", "layer the heatmap explains, by module name (blocks.2, conv_head) or "
+                               "stride (stride8 = 12x12 cells at 96 px); a name the network lacks is refused with "
+                               "the valid ones"),
 }
 
 
@@ -97,6 +103,8 @@ class PipelineConfig:
     track_iou: float = _default("track_iou")
     track_confirm_hits: int = _default("track_confirm_hits")
     track_max_misses: int = _default("track_max_misses")
+    explain_method: str = _default("explain_method")
+    explain_layer: str = _default("explain_layer")
 
 
 CONFIG_FIELDS = tuple(f.name for f in fields(PipelineConfig))

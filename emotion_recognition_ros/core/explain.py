@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 from typing import Callable, Sequence
 
 import numpy as np
@@ -164,6 +165,7 @@ class CamExplainer:
         fold_batchnorm(self.model, keep=target)
         self.model.to(memory_format=torch.channels_last)  # as the classifier's batches come (Classifier.to_batch)
         self._acts: torch.Tensor | None = None
+        self._lock = threading.Lock()  # one explanation at a time (the hook hands the activations over in self)
         self._hook = target.register_forward_hook(self._gradient_starts_here)
         device = next(self.model.parameters()).device
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
@@ -180,6 +182,10 @@ class CamExplainer:
         if self._hook is None:
             raise RuntimeError("CamExplainer used after close()")
         x = batch.detach().to(EXPLAIN_DTYPE).contiguous(memory_format=torch.channels_last)
+        with self._lock:
+            return self._cams(x, batch, class_indices)
+
+    def _cams(self, x: torch.Tensor, batch: torch.Tensor, class_indices: Sequence[int]) -> torch.Tensor:
         try:
             with self._own_stream(batch), torch.no_grad():
                 logits = self.model(x)
@@ -227,3 +233,52 @@ class CamExplainer:
 
 
 GradCamExplainer = CamExplainer  # the name before issue 27 (it then did Grad-CAM at conv_head only)
+
+
+REGION_NAMES = ("eyes_brows", "nose", "mouth", "other")
+
+
+def region_masks(landmarks: np.ndarray, crop_box: Sequence[float], crop_roll: float, size: int
+                 ) -> np.ndarray | None:
+    """(4, size, size) boolean masks of REGION_NAMES on the classifier's (level) crop, from MTCNN's five landmarks
+    in frame pixels (left eye, right eye, nose, mouth left, mouth right); None without five landmarks.
+
+    Boxes in the level crop, in units of the eye distance d: eyes and brows from 0.6 d above the eye line to 0.3 d
+    below it, 0.5 d beyond each eye; mouth from 0.3 d above the mouth corners' line to 0.35 d below it, 0.2 d
+    beyond each corner; nose 0.3 d either side of the nose tip, from the eyes' box down to the mouth's. A pixel
+    in two boxes belongs to the first of eyes, mouth, nose; the rest of the crop is "other"."""
+    import cv2
+
+    points = np.asarray(landmarks, np.float64).reshape(-1, 2)
+    if points.shape[0] != 5:
+        return None
+    x, y, side, _ = crop_box
+    matrix = cv2.getRotationMatrix2D((x + side / 2.0, y + side / 2.0), crop_roll, 1.0)
+    matrix[:, 2] -= (x, y)
+    p = (points @ matrix[:, :2].T + matrix[:, 2]) * (size / side)
+    d = max(float(np.hypot(*(p[1] - p[0]))), 1e-6)
+    eye_y, mouth_y = (p[0, 1] + p[1, 1]) / 2, (p[3, 1] + p[4, 1]) / 2
+    yy, xx = np.mgrid[:size, :size] + 0.5
+
+    def box(x0, x1, y0, y1):
+        return (xx >= x0) & (xx < x1) & (yy >= y0) & (yy < y1)
+
+    eyes = box(min(p[0, 0], p[1, 0]) - 0.5 * d, max(p[0, 0], p[1, 0]) + 0.5 * d, eye_y - 0.6 * d, eye_y + 0.3 * d)
+    mouth = box(min(p[3, 0], p[4, 0]) - 0.2 * d, max(p[3, 0], p[4, 0]) + 0.2 * d, mouth_y - 0.3 * d,
+                mouth_y + 0.35 * d) & ~eyes
+    nose = box(p[2, 0] - 0.3 * d, p[2, 0] + 0.3 * d, eye_y + 0.3 * d, mouth_y - 0.3 * d) & ~eyes & ~mouth
+    return np.stack([eyes, nose, mouth, ~(eyes | nose | mouth)])
+
+
+def region_shares(heatmap: np.ndarray, landmarks: np.ndarray, crop_box: Sequence[float], crop_roll: float = 0.0
+                  ) -> np.ndarray | None:
+    """Each REGION_NAMES region's share of the map's mass (sums to 1; all zero for an all-zero map), or None
+    without five landmarks."""
+    masks = region_masks(landmarks, crop_box, crop_roll, heatmap.shape[-1])
+    if masks is None:
+        return None
+    heat = np.clip(np.asarray(heatmap, np.float64), 0, None)
+    total = heat.sum()
+    if total <= 0:
+        return np.zeros(len(REGION_NAMES), np.float32)
+    return np.array([heat[m].sum() / total for m in masks], np.float32)

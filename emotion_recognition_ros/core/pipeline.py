@@ -21,7 +21,7 @@ from .settings_check import check_values
 from .detection import FaceDetector, create_detector
 from .detection.scheduling import DetectionScheduler, Outcome
 from .device import synchronize
-from .explain import DEFAULT_LAYER, DEFAULT_METHOD, CamExplainer
+from .explain import DEFAULT_LAYER, DEFAULT_METHOD, CamExplainer, resolve_layer
 from .gpu_frame import FramePreprocessor
 from .preprocess import crop_face, square_box
 from .tracking import EmaSmoother, IouTracker, SceneCutDetector, Track
@@ -46,6 +46,7 @@ class EmotionPipeline:
         self.classifier = classifier or Classifier(c.model or None, c.device, backend=c.backend,
                                                    threads=c.threads)
         self.classifier.prior_correction = c.prior_correction
+        resolve_layer(self.classifier.model, c.explain_layer)  # a layer this network lacks: refused now, with the list
         self.detector = detector or create_detector(c.detector, device=self.classifier.device, config=c)
         # On CUDA with a detector that reads device tensors the frame is uploaded once: detection and preprocessing
         # both read the device copy, and only boxes cross back. Elsewhere the host path (OpenCV, ONNX Runtime) is
@@ -75,6 +76,8 @@ class EmotionPipeline:
             raise ValueError(f"unknown pipeline setting '{unknown[0]}'")
         if reason := check_values(changes):
             raise ValueError(reason)
+        if "explain_layer" in changes:
+            resolve_layer(self.classifier.model, changes["explain_layer"])
         for key, value in changes.items():
             setattr(self.config, key, value)
         c = self.config

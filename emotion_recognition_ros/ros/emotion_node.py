@@ -34,6 +34,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..core.annotate import draw_annotations, overlay_heatmaps
+from ..core.explain import resolve_layer
 from ..core.config import CONFIG_FIELDS, RUNTIME_FIELDS, PipelineConfig
 from ..core.device import set_threads
 from ..core.pipeline import EmotionPipeline
@@ -52,7 +53,7 @@ LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: Diagnosti
 # Grad-CAM (a forward and a backward pass per face) runs at a lower OS priority than the frame worker, so on a
 # busy machine heatmaps wait for the CPU rather than /emotion (docs/node.md, how a frame flows).
 HEATMAP_NICE = 10
-NODE_SETTINGS = ("heatmap_rate_hz", "publish_heatmap", "max_image_size")  # run-time settings the node itself keeps
+NODE_SETTINGS = ("heatmap_rate_hz", "publish_heatmap", "heatmap_every_frame", "max_image_size")  # run-time settings the node itself keeps
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -211,6 +212,12 @@ class EmotionNode(LifecycleNode):
     # ---------------------------------------------------------------- parameters
     def _validate_parameters(self, changed: list[Parameter]) -> SetParametersResult:
         reason = params.check({prm.name: prm.value for prm in changed})
+        layer = next((prm.value for prm in changed if prm.name == "explain_layer"), None)
+        if reason is None and layer is not None and self.pipeline is not None:
+            try:  # a layer the loaded network lacks, refused with the valid names
+                resolve_layer(self.pipeline.classifier.model, layer)
+            except ValueError as exc:
+                reason = str(exc)
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def _apply_parameters(self, changed: list[Parameter]) -> None:
@@ -270,11 +277,14 @@ class EmotionNode(LifecycleNode):
         with self._pipeline_lock:
             if self.lifecycle_state != "active":  # deactivated while this frame waited
                 return
-            result = self.pipeline.process(frame)
+            # heatmap_every_frame: this frame's maps made here, so its Emotion messages carry the region shares
+            result = self.pipeline.process(frame, explain=self.heatmap_every_frame)
             self.publish_result(msg.header, result, frame)
         self.stats.frame_done(time.monotonic() - received, len(result.faces), result.timings)
         if self.annotated_pub.get_subscription_count() > 0:
-            annotated = draw_annotations(frame, result.faces, self.pipeline.class_names)
+            shown = frame if result.heatmaps is None else overlay_heatmaps(frame, result.faces, result.heatmaps,
+                                                                           result.heatmap_classes)
+            annotated = draw_annotations(shown, result.faces, self.pipeline.class_names)
             self.annotated_pub.publish(bgr_to_image_msg(annotated, msg.header))
         if self.publish_heatmap and self.heatmap_rate_hz > 0 and self.heatmap_pub.get_subscription_count() > 0:
             self._heat_jobs.put((msg.header, frame, result))
@@ -298,8 +308,10 @@ class EmotionNode(LifecycleNode):
     def _publish_heatmap(self, job: tuple[Any, Any, PipelineResult]) -> None:
         header, frame, result = job
         try:
-            heatmaps = self.pipeline.explain(result)
-            self.heatmap_pub.publish(bgr_to_image_msg(overlay_heatmaps(frame, result.faces, heatmaps), header))
+            heatmaps = result.heatmaps if result.heatmaps is not None else self.pipeline.explain(result)
+            overlay = overlay_heatmaps(frame, result.faces, heatmaps, result.heatmap_classes,
+                                       self.pipeline.class_names)
+            self.heatmap_pub.publish(bgr_to_image_msg(overlay, header))
             self.stats.count("heatmaps")
         except Exception as exc:
             self._log_once(f"heatmap: {type(exc).__name__}", f"heatmap failed: {type(exc).__name__}: {exc}", True)

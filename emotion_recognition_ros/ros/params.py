@@ -18,14 +18,19 @@ from .qos import RELIABILITIES
 TOPIC_PARAMETERS = ("image_topic", "emotion_topic", "heatmap_topic", "annotated_topic")
 
 NODE_PARAMETERS: dict[str, ParamSpec] = {
-    "publish_heatmap": ParamSpec(True, "publish Grad-CAM heatmaps (computed only while someone subscribes)"),
-    "heatmap_rate_hz": ParamSpec(2.0, "most Grad-CAM heatmaps per second (0 = never)", (0.0, 60.0)),
+    "publish_heatmap": ParamSpec(True, "publish heatmaps (explain_method at explain_layer) on heatmap_topic, "
+                                 "computed only while someone subscribes"),
+    "heatmap_rate_hz": ParamSpec(2.0, "most heatmaps published per second (0 = never)", (0.0, 60.0)),
+    "heatmap_every_frame": ParamSpec(False, "make a heatmap for every frame's faces in the main thread: each "
+                                     "Emotion then carries its region shares (explained_class, region_names, "
+                                     "region_shares) and the annotated image shows the map; costs one explanation "
+                                     "per frame (docs/node.md, Heatmaps)"),
     "image_topic": ParamSpec("image_raw", "sensor_msgs/Image input topic (relative = in the node's namespace)",
                              read_only=True),
     "compressed_topic": ParamSpec("", "optional sensor_msgs/CompressedImage input topic (empty = off)",
                                   read_only=True),
     "emotion_topic": ParamSpec("emotion", "emotion_msgs/EmotionArray output topic", read_only=True),
-    "heatmap_topic": ParamSpec("emotion/heatmap", "Grad-CAM overlay image topic", read_only=True),
+    "heatmap_topic": ParamSpec("emotion/heatmap", "heatmap overlay image topic", read_only=True),
     "annotated_topic": ParamSpec("emotion/annotated", "annotated debug image topic", read_only=True),
     # The same names as image_source's publisher QoS: one name per concept.
     "reliability": ParamSpec("best_effort", "input QoS reliability: best_effort (accepts any camera) or reliable",
