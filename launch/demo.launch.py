@@ -13,6 +13,9 @@ camera, emotion and diagnostics topics to bag:=PATH (default bags/emotion_demo_D
 with `ros2 bag record` when rosbag2 is installed, else with this package's bag_recorder (same rosbag2 format;
 evaluate it with `evaluate_bag PATH`); the camera then holds its first frame until the recorder and the node
 have subscribed, so the bag has every frame. rviz:=true without rviz2 installed logs that and runs on without it.
+Every parameter of the camera (but its topics, QoS and subscriber waits) and of the emotion node (but image_topic)
+is a launch argument of the same name, generated from the nodes' parameter tables (ros/launch_args.py; empty =
+the params file's value; `--show-args` lists them with their defaults).
 """
 import importlib.util
 from datetime import datetime
@@ -20,15 +23,26 @@ from datetime import datetime
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchContext, LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, GroupAction, IncludeLaunchDescription, LogInfo,
-                            OpaqueFunction, SetEnvironmentVariable)
+                            OpaqueFunction)
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
-from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from emotion_recognition_ros.ros.image_source_node import PARAMETERS as IMAGE_SOURCE_PARAMETERS
+from emotion_recognition_ros.ros.launch_args import (DEPRECATED_ARGUMENTS, TRANSPORTS_ARGUMENT, declare_arguments,
+                                                     forward_arguments, given_parameters, transport_actions)
+from emotion_recognition_ros.ros.params import EMOTION_NODE_PARAMETERS
+
 PACKAGE = "emotion_recognition_ros"
+# The emotion node reads what the camera publishes, so its image_topic is no argument of the demo.
+EMOTION_PARAMETERS = {k: v for k, v in EMOTION_NODE_PARAMETERS.items() if k != "image_topic"}
+EMOTION_ALIASES = {k: v for k, v in DEPRECATED_ARGUMENTS.items() if v in EMOTION_PARAMETERS}
+# The camera's arguments are those of its parameters the emotion node has no namesake of (the recorder
+# decides how many subscribers it waits for).
+CAMERA_PARAMETERS = {k: v for k, v in IMAGE_SOURCE_PARAMETERS.items()
+                     if k not in EMOTION_NODE_PARAMETERS and not k.startswith("wait_for_")}
 RECORDED_TOPICS = ("image_raw", "camera_info", "emotion", "diagnostics")
 
 
@@ -65,18 +79,25 @@ def _recorder(context: LaunchContext) -> list:
     ]
 
 
+def _camera(context: LaunchContext) -> list:
+    overrides, _ = given_parameters(context, CAMERA_PARAMETERS, aliases={})
+    record = LaunchConfiguration("record").perform(context).lower() == "true"
+    share = FindPackageShare(PACKAGE)
+    return [Node(package=PACKAGE, executable="image_source", name="image_source", output="screen", parameters=[
+        PathJoinSubstitution([share, "config", "image_source.yaml"]),
+        overrides,
+        # The node (and with record:=true the recorder) first: discovery takes seconds, and frames published
+        # before would reach no one.
+        {"wait_for_subscribers": 2 if record else 1, "wait_for_info_subscribers": 1 if record else 0},
+    ])]
+
+
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     arguments = [
-        DeclareLaunchArgument("source", default_value="synthetic",
-                              description="synthetic | astronaut | scenes | VIDEO | IMAGE_FOLDER | camera index"),
-        DeclareLaunchArgument("rate", default_value="10.0", description="frames per second to publish"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "emotion_node.yaml"]),
                               description="YAML file with the emotion node's parameters"),
-        DeclareLaunchArgument("model", default_value="", description="default | ckplus6 | a .safetensors file; empty = from params_file"),
-        DeclareLaunchArgument("device", default_value="", description="auto | cpu | cuda | cuda:N; empty = from params_file"),
-        DeclareLaunchArgument("heatmaps", default_value="", description="true | false; empty = from params_file"),
         DeclareLaunchArgument("rviz", default_value="false",
                               description="start RViz with config/emotion_demo.rviz (skipped if rviz2 is not installed)"),
         DeclareLaunchArgument("record", default_value="false",
@@ -84,63 +105,24 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("bag", default_value="",
                               description="bag folder for record:=true (must not exist); empty = "
                                           "bags/emotion_demo_DATE-TIME"),
-        DeclareLaunchArgument("width", default_value="0",
-                              description="frame width (0 with height 0 = the source's own size; one of them 0 "
-                                          "keeps the aspect ratio)"),
-        DeclareLaunchArgument("height", default_value="0", description="frame height (0 = from width, or the source's)"),
-        DeclareLaunchArgument("max_frames", default_value="0", description="stop the camera after this many frames "
-                                                                           "(0 = never)"),
-        DeclareLaunchArgument("ground_truth_file", default_value="",
-                              description="synthetic sources: write each frame's labelled faces here (CSV for "
-                                          "evaluate_bag --truth)"),
-        DeclareLaunchArgument("fastdds_transports",
-                              default_value=EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA"),
-                              description="Fast DDS builtin transports (LARGE_DATA keeps camera frames)"),
+        *declare_arguments(CAMERA_PARAMETERS, "config/image_source.yaml", aliases={}),
+        *declare_arguments(EMOTION_PARAMETERS, aliases=EMOTION_ALIASES),
     ]
-    camera = Node(
-        package=PACKAGE,
-        executable="image_source",
-        name="image_source",
-        output="screen",
-        parameters=[
-            PathJoinSubstitution([share, "config", "image_source.yaml"]),
-            {
-                # value_type=str: a camera index like 0 must stay the string the node declares.
-                "source": ParameterValue(LaunchConfiguration("source"), value_type=str),
-                "rate": ParameterValue(LaunchConfiguration("rate"), value_type=float),
-                "width": ParameterValue(LaunchConfiguration("width"), value_type=int),
-                "height": ParameterValue(LaunchConfiguration("height"), value_type=int),
-                "max_frames": ParameterValue(LaunchConfiguration("max_frames"), value_type=int),
-                "ground_truth_file": ParameterValue(LaunchConfiguration("ground_truth_file"), value_type=str),
-                # The node (and with record:=true the recorder) first: discovery takes seconds, and frames
-                # published before would reach no one.
-                "wait_for_subscribers": ParameterValue(
-                    PythonExpression(["2 if '", LaunchConfiguration("record"), "'.lower() == 'true' else 1"]),
-                    value_type=int),
-                "wait_for_info_subscribers": ParameterValue(
-                    PythonExpression(["1 if '", LaunchConfiguration("record"), "'.lower() == 'true' else 0"]),
-                    value_type=int),
-            },
-        ],
-    )
     emotion = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "emotion_recognition.launch.py"])),
         launch_arguments={
+            **forward_arguments([*EMOTION_PARAMETERS, *EMOTION_ALIASES, TRANSPORTS_ARGUMENT]),
             "namespace": "",  # already pushed by the group below
-            "camera_topic": "image_raw",  # what image_source publishes, whatever params_file says
+            "image_topic": "image_raw",  # what image_source publishes, whatever params_file says
             "params_file": LaunchConfiguration("params_file"),
-            "model": LaunchConfiguration("model"),
-            "device": LaunchConfiguration("device"),
-            "heatmaps": LaunchConfiguration("heatmaps"),
-            "fastdds_transports": LaunchConfiguration("fastdds_transports"),
         }.items(),
     )
     return LaunchDescription([
         *arguments,
-        SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", LaunchConfiguration("fastdds_transports")),
+        *transport_actions(),
         GroupAction([
             PushRosNamespace(LaunchConfiguration("namespace")),
-            camera,
+            OpaqueFunction(function=_camera),
             emotion,
             OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz"))),
             OpaqueFunction(function=_recorder, condition=IfCondition(LaunchConfiguration("record"))),

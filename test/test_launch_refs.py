@@ -58,6 +58,15 @@ def _module_constants(tree: ast.Module) -> dict[str, str]:
             for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
 
 
+def generated_arguments() -> set[str]:
+    """The launch arguments ros/launch_args.py declares from the emotion node's table (test_launch_args.py
+    checks them)."""
+    from emotion_recognition_ros.ros.launch_args import DEPRECATED_ARGUMENTS, TRANSPORTS_ARGUMENT
+    from emotion_recognition_ros.ros.params import EMOTION_NODE_PARAMETERS
+
+    return {*EMOTION_NODE_PARAMETERS, *DEPRECATED_ARGUMENTS, TRANSPORTS_ARGUMENT}
+
+
 def _console_scripts() -> set[str]:
     text = (REPO / "setup.py").read_text()
     return set(re.findall(r'f?"(\w+) = \{?PACKAGE\}?\.', text))
@@ -145,15 +154,13 @@ def test_launch_file_references(path, declared_params):
         included = ast.parse((REPO / "launch" / name).read_text())
         inc_constants = _module_constants(included)
         accepted = {_const(c.args[0], inc_constants) for c in _calls(included, "DeclareLaunchArgument")}
-        passed = {_const(k, constants) for d in ast.walk(call) if isinstance(d, ast.Dict) for k in d.keys}
+        accepted |= generated_arguments()
+        passed = {_const(k, constants) for d in ast.walk(call) if isinstance(d, ast.Dict) for k in d.keys
+                  if k is not None}  # None: a `**forward_arguments(...)`, generated names
         assert passed <= accepted, f"{name} does not declare {passed - accepted}"
 
-    # Camera frames need LARGE_DATA unless the user chose otherwise.
-    env = _calls(tree, "SetEnvironmentVariable")
-    assert any(_const(c.args[0], constants) == "FASTDDS_BUILTIN_TRANSPORTS" for c in env)
-    defaults = [c for c in _calls(tree, "EnvironmentVariable")
-                if _const(c.args[0], constants) == "FASTDDS_BUILTIN_TRANSPORTS"]
-    assert defaults and all(_const(_kw(c, "default_value"), constants) == "LARGE_DATA" for c in defaults)
+    # Camera frames need the package's transport unless the user chose otherwise (ros/launch_args.py).
+    assert "transport_actions" in {_name(c.func) for c in ast.walk(tree) if isinstance(c, ast.Call)}
 
 
 @pytest.mark.parametrize("name, executable", [("image_source.yaml", "image_source"),
