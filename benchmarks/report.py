@@ -9,6 +9,8 @@ import numpy as np
 
 from emotion_recognition_ros.plots import new_figure, save_figure
 
+from .stages import BENCH_STAGES
+
 
 def _f(v: Any, digits: int = 1) -> str:
     if v is None:
@@ -19,7 +21,7 @@ def _f(v: Any, digits: int = 1) -> str:
 
 
 def stage_table(stages: list[dict]) -> str:
-    cols = ("decode", "detect", "preprocess", "classify", "explain", "publish")
+    cols = BENCH_STAGES
     head = f"{'frames':<14}" + "".join(f"{c + ' p50/p95':>22}" for c in cols) + f"{'total p50':>11}{'fps':>8}"
     lines = ["Per-stage latency in-process (ms; total excludes Grad-CAM, which runs off the frame path)", head]
     for s in stages:
@@ -102,7 +104,8 @@ def plot_bench(path: Path, data: dict) -> Path | None:
     ax.set_title("Accuracy, same frames")
     ax.legend(fontsize=8)
     ax = axes[1]
-    names = ("decode", "detect", "preprocess", "classify", "publish", "explain")
+    # Grad-CAM last, on top of the stack: it runs off the frame path, so the bars below it are the frame's time.
+    names = tuple(s for s in BENCH_STAGES if s != "explain") + ("explain",)
     bottom = np.zeros(len(stages))
     for name in names:
         vals = np.array([(s["stages"].get(name) or {}).get("p50") or 0.0 for s in stages])

@@ -17,7 +17,8 @@ from emotion_recognition_ros.ros.emotion_node import EmotionNode
 from .frames import FrameSet
 from .stats import summarize_ms
 
-STAGES = ("decode", "detect", "preprocess", "classify", "explain", "publish")
+# The benchmark's stages: the pipeline's four (core/types.py STAGES) with the node's decode and publish around them.
+BENCH_STAGES = ("decode", "detect", "preprocess", "classify", "explain", "publish")
 
 
 @dataclass
@@ -64,7 +65,7 @@ def measure_stages(node: Any, frame_set: FrameSet, msgs: Sequence, repeats: int,
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(pipeline.classifier.device)
-    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    times: dict[str, list[float]] = {s: [] for s in BENCH_STAGES}
     totals = []
     for _ in range(repeats):
         pipeline.reset()  # a new scene per frame: the tracker would only carry stale boxes

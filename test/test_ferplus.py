@@ -214,8 +214,8 @@ def test_class_balance_draws_rare_classes_more_often_and_keeps_the_epoch_length(
     for bad in (-0.5, 1.5, float("nan")):
         with pytest.raises(ValueError, match="class_balance must be between 0 and 1"):
             arrays.balanced(bad)
-    for strength, rare_share in [(0.5, 0.25), (1.0, 0.5)]:
-        repeats = arrays.balanced(strength).repeats
+    for class_balance, rare_share in [(0.5, 0.25), (1.0, 0.5)]:
+        repeats = arrays.balanced(class_balance).repeats
         assert repeats.sum() == pytest.approx(150)  # as many draws per epoch as the dataset weights gave
         draws = np.bincount(labels, weights=repeats)
         assert draws[1] / draws.sum() == pytest.approx(rare_share, rel=0.25)

@@ -19,7 +19,7 @@ from emotion_recognition_ros.core.data_paths import missing_reason
 from emotion_recognition_ros.core import model_io
 from emotion_recognition_ros.core.alignment import level_crop
 from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS
-from emotion_recognition_ros.core.operating_point import adjust_log_probs
+from emotion_recognition_ros.core.prior_correction import adjust_log_probs
 from emotion_recognition_ros.core.preprocess import faces_to_batch
 from emotion_recognition_ros.media.scenes import make_scene
 from emotion_recognition_ros.core.tracking.tracker import iou

@@ -12,7 +12,7 @@ from conftest import PHOTOS, require_dataset
 from emotion_recognition_ros.core import model_io
 from emotion_recognition_ros.core.detection import BoxAdjust, Detection, available_detectors, create_detector
 from emotion_recognition_ros.core.preprocess import faces_to_batch
-from emotion_recognition_ros.core.operating_point import adjust_log_probs
+from emotion_recognition_ros.core.prior_correction import adjust_log_probs
 from emotion_recognition_ros.media.scenes import make_scene
 from emotion_recognition_ros.core.tracking.smoother import EmaSmoother
 from emotion_recognition_ros.core.tracking.tracker import IouTracker, iou

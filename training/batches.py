@@ -47,16 +47,16 @@ class TrainingArrays:
         draws = np.bincount(self.labels, weights=self.repeats, minlength=n_classes)
         return [round(float(share), 6) for share in draws / draws.sum()]
 
-    def balanced(self, strength: float) -> "TrainingArrays":
-        """Rare classes drawn more often: each face's draws scaled by (its class's share) ** -strength, the
+    def balanced(self, class_balance: float) -> "TrainingArrays":
+        """Rare classes drawn more often: each face's draws scaled by (its class's share) ** -class_balance, the
         epoch's length kept (0 = the data as it is, 1 = every class drawn equally often)."""
-        if not 0 <= strength <= 1:  # also refuses NaN, which would make every draw count NaN
-            raise ValueError(f"class_balance must be between 0 and 1, got {strength}")
-        if not strength:
+        if not 0 <= class_balance <= 1:  # also refuses NaN, which would make every draw count NaN
+            raise ValueError(f"class_balance must be between 0 and 1, got {class_balance}")
+        if not class_balance:
             return self
         base = self.repeats if self.repeats is not None else np.ones(len(self.labels))
         share = np.bincount(self.labels, weights=base) / base.sum()
-        scaled = base * share[self.labels] ** -strength
+        scaled = base * share[self.labels] ** -class_balance
         return replace(self, repeats=scaled * base.sum() / scaled.sum())
 
 

@@ -14,7 +14,7 @@ from emotion_recognition_ros.core.face_data.ferplus import is_ferplus
 from .data import FaceDataset, load_dataset, load_mixture
 from .data.rolls import level_faces, read_rolls
 from .engine import Recipe
-from .presets import PRESETS, get_preset
+from .presets import PRESETS, get_preset, preset_name
 
 # CLI flag -> Recipe field (None = same name with dashes turned into underscores)
 RECIPE_FLAGS = {
@@ -42,7 +42,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", nargs="+", default=None,
                         help="classes in output order (default: the 8 emotions when FER+ is among the data, "
                              "else the six of CK+; add 'contempt' if wanted)")
-    parser.add_argument("--preset", default="study", choices=sorted(PRESETS), help="base recipe")
+    parser.add_argument("--preset", default="study", type=preset_name, choices=sorted(PRESETS),
+                        help="base recipe: study (the paper's CK+ setup, 48 px), ckplus_imagenet (CK+ from ImageNet, "
+                             "96 px), ferplus (the shipped default model's), ckplus6 (the shipped ckplus6 model's)")
     recipe = parser.add_argument_group("recipe overrides (default: the preset's value)")
     for flag, (_, kind) in {**RECIPE_FLAGS, **AUG_FLAGS}.items():
         recipe.add_argument(flag, type=kind, default=None)

@@ -1,7 +1,7 @@
 """Subject-independent k-fold cross-validation of a recipe (StratifiedGroupKFold by subject).
 
-    python -m training.cv --preset default --folds 10 --out runs/cv_default
-    python -m training.cv --preset default --folds 10 --only-folds 0 1 2 --epochs 10 --out runs/quick
+    python -m training.cv --preset ckplus_imagenet --folds 10 --out runs/cv_default
+    python -m training.cv --preset ckplus_imagenet --folds 10 --only-folds 0 1 2 --epochs 10 --out runs/quick
 
 Each fold's test people are never seen in training. Recipes that pick a checkpoint or stop early on
 validation also hold out the next fold's people as validation; fixed-length recipes train on the other

@@ -1,8 +1,8 @@
 """Train one model: the study's random split, one fold of subject-independent k-fold, or all data.
 
     python -m training.train                                   # study preset, study's random 70/15/15 split
-    python -m training.train --preset default --split subject --folds 10 --fold 0
-    python -m training.train --preset default --split none --out runs/final   # all data, for shipping
+    python -m training.train --preset ckplus_imagenet --split subject --folds 10 --fold 0
+    python -m training.train --preset ckplus_imagenet --split none --out runs/final   # all data, for shipping
     python -m training.train --preset ferplus --data ../shared/data/ferplus/FER2013Train --split none \
         --val-data ../shared/data/ferplus/FER2013Valid --out runs/ferplus      # in-the-wild, 8 classes
     python -m training.train ... --out runs/ferplus --resume                   # continue after an interruption

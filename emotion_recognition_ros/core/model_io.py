@@ -44,7 +44,7 @@ class ModelMetadata:
     face_crop: dict[str, Any] = field(default_factory=lambda: {"margin": 0.0})  # crops are always square
     drop_rate: float = 0.0
     temperature: float = 1.0  # probabilities = softmax(logits / temperature); fitted on validation data
-    class_prior: list[float] | None = None  # training labels' class shares, in class_names order (operating_point)
+    class_prior: list[float] | None = None  # training labels' class shares, in class_names order (prior_correction)
     training: dict[str, Any] = field(default_factory=dict)  # data, protocol, split, recipe
     metrics: dict[str, Any] = field(default_factory=dict)  # each with the protocol that produced it
     format_version: int = FORMAT_VERSION

@@ -13,7 +13,7 @@ scenes share; these modules build training sets on them.
 """
 from .dataset import DatasetError, FaceDataset
 from .fer2013 import FER2013_CLASSES, load_fer2013
-from .ferplus import load_ferplus
+from .ferplus_labels import load_ferplus
 from .folders import load_folder
 from .layouts import load_dataset
 from .mixture import load_mixture

@@ -9,7 +9,7 @@ from emotion_recognition_ros.core.face_data.ferplus import is_ferplus
 
 from .dataset import FaceDataset
 from .fer2013 import FER2013_CLASSES, load_fer2013
-from .ferplus import load_ferplus
+from .ferplus_labels import load_ferplus
 from .folders import class_folders, load_folder
 
 

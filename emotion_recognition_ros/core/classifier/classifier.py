@@ -16,7 +16,7 @@ import torch
 from .. import model_io
 from ..config import BACKENDS
 from ..device import resolve_device
-from ..operating_point import prior_log_offset
+from ..prior_correction import prior_log_offset
 from ..preprocess import gray_batch, normalize
 from .onnx_runtime import _ASK, OnnxRuntimeBackend, available_providers, onnxruntime_providers
 from .torch_backend import TorchBackend
@@ -118,15 +118,15 @@ class Classifier:
 
     @property
     def prior_correction(self) -> float:
-        """Operating point (core/operating_point.py): 0 = the training prior, 1 = class-balanced."""
+        """The operating point (core/prior_correction.py): 0 = the training prior, 1 = class-balanced."""
         return self._prior_correction
 
     @prior_correction.setter
-    def prior_correction(self, strength: float) -> None:
-        if strength and self.meta.class_prior is None:
+    def prior_correction(self, value: float) -> None:
+        if value and self.meta.class_prior is None:
             log.warning("model %s has no class_prior in its JSON: prior_correction %.2f has no effect",
-                        self.model_id, strength)
-        self._prior_correction = float(strength)
+                        self.model_id, value)
+        self._prior_correction = float(value)
         self._log_offset = prior_log_offset(self.meta.class_prior, self._prior_correction, len(self.class_names))
 
     def warmup(self) -> None:

@@ -4,7 +4,7 @@
     <split>/label.csv   no header: image name, face box "(x, y, w, h)", then 10 vote counts:
                         neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 
-This module reads the files and applies the literature's majority rule; training/data/ferplus.py builds
+This module reads the files and applies the literature's majority rule; training/data/ferplus_labels.py builds
 training sets on it (label schemes, counts of what was dropped). A malformed label.csv row, or a missing or
 unreadable image, stops with an error naming the file and line.
 """

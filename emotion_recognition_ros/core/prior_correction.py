@@ -1,8 +1,9 @@
-"""The classifier's operating point: how far its outputs are moved from the training data's class prior.
+"""`prior_correction`, the classifier's operating point: how far its outputs are moved from the training
+data's class prior.
 
 A model trained on FER+ learns FER+'s prior (neutral is its largest class), so a subtle expression whose
-evidence is weak comes out as "neutral". Dividing the probabilities by the training prior raised to a strength
-`s` (logit adjustment: logits/T - s * log(prior)) trades that: s = 0 is the trained prior, s = 1 treats every
+evidence is weak comes out as "neutral". Dividing the probabilities by the training prior raised to a power
+`s` = prior_correction (logit adjustment: logits/T - s * log(prior)) trades that: s = 0 is the trained prior, s = 1 treats every
 class as equally likely a priori. The probabilities stay normalised; they are calibrated (temperature) at s = 0,
 so ECE is reported per setting (docs/training.md).
 """
@@ -13,18 +14,18 @@ from typing import Sequence
 import numpy as np
 
 
-def prior_log_offset(class_prior: Sequence[float] | None, strength: float, n_classes: int) -> np.ndarray:
-    """What to subtract from tempered logits: strength * log(prior); zeros when there is no prior or s = 0."""
-    if class_prior is None or strength == 0.0:
+def prior_log_offset(class_prior: Sequence[float] | None, prior_correction: float, n_classes: int) -> np.ndarray:
+    """What to subtract from tempered logits: s * log(prior); zeros when there is no prior or s = 0."""
+    if class_prior is None or prior_correction == 0.0:
         return np.zeros(n_classes, np.float32)
     prior = np.asarray(class_prior, np.float64)
     prior = prior / prior.sum()
-    return (strength * np.log(prior)).astype(np.float32)
+    return (prior_correction * np.log(prior)).astype(np.float32)
 
 
-def adjust_log_probs(log_probs: np.ndarray, class_prior: Sequence[float], strength: float) -> np.ndarray:
-    """Probabilities (N, K) at `strength` from log-probabilities at the trained prior (s = 0)."""
-    shifted = np.asarray(log_probs, np.float64) - prior_log_offset(class_prior, strength, log_probs.shape[1])
+def adjust_log_probs(log_probs: np.ndarray, class_prior: Sequence[float], prior_correction: float) -> np.ndarray:
+    """Probabilities (N, K) at `prior_correction` from log-probabilities at the trained prior (s = 0)."""
+    shifted = np.asarray(log_probs, np.float64) - prior_log_offset(class_prior, prior_correction, log_probs.shape[1])
     shifted -= shifted.max(axis=1, keepdims=True)
     probs = np.exp(shifted)
     return probs / probs.sum(axis=1, keepdims=True)

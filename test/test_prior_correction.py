@@ -14,10 +14,10 @@ import pytest
 from emotion_recognition_ros.core.classifier import Classifier
 from emotion_recognition_ros.core.config import PipelineConfig
 from emotion_recognition_ros.core.model_io import ModelLoadError, ModelMetadata, read_metadata, resolve_model
-from emotion_recognition_ros.core.operating_point import adjust_log_probs, class_frequencies
+from emotion_recognition_ros.core.prior_correction import adjust_log_probs, class_frequencies
 from emotion_recognition_ros.core.pipeline import EmotionPipeline
 from ferplus_fixture import write_split
-from training.operating_point import choose, main as operating_point_main
+from training.prior_correction_sweep import choose, main as sweep_main
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +84,20 @@ def test_the_rule_picks_the_best_balanced_recall_within_the_accuracy_budget():
 def test_the_sweep_scores_every_setting_on_labelled_faces(tmp_path: Path, capsys):
     split = write_split(tmp_path / "FER2013Valid")
     out = tmp_path / "op.json"
-    assert operating_point_main(["--data", str(split), "--strengths", "0", "0.5", "1", "--json", str(out),
-                                 "--png", str(tmp_path / "op.png")]) == 0
+    assert sweep_main(["--data", str(split), "--prior-corrections", "0", "0.5", "1", "--json", str(out),
+                       "--png", str(tmp_path / "op.png")]) == 0
     result = json.loads(out.read_text())
     assert [r["prior_correction"] for r in result["rows"]] == [0.0, 0.5, 1.0]
     assert all(0.0 <= r["ece"] <= 1.0 and 0.0 <= r["balanced_recall"] <= 1.0 for r in result["rows"])
     assert result["chosen"] in (0.0, 0.5, 1.0) and (tmp_path / "op.png").stat().st_size > 1000
     assert read_metadata(resolve_model("default")).class_prior is not None
     assert "<- chosen" in capsys.readouterr().out
+
+
+def test_the_old_flag_still_works_for_a_release_with_one_line(tmp_path: Path, capsys):
+    split = write_split(tmp_path / "FER2013Valid")
+    out = tmp_path / "op.json"
+    assert sweep_main(["--data", str(split), "--strengths", "0", "0.5", "--json", str(out)]) == 0
+    assert [r["prior_correction"] for r in json.loads(out.read_text())["rows"]] == [0.0, 0.5]
+    assert capsys.readouterr().err.strip() == \
+        "--strengths is deprecated, use --prior-corrections (the same settings)"
