@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from dataclasses import replace
 
+import yaml
+
 from emotion_recognition_ros.core.classes import CKPLUS6, EMOTIONS
 from emotion_recognition_ros.core.device import set_threads  # noqa: F401  (train and cv import it from here)
 from emotion_recognition_ros.core.face_data.ckplus import DEFAULT_CKPLUS
@@ -45,7 +47,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="study", type=preset_name, choices=sorted(PRESETS),
                         help="base recipe: study (the paper's CK+ setup, 48 px), ckplus_imagenet (CK+ from ImageNet, "
                              "96 px), ferplus (the shipped default model's), ckplus6 (the shipped ckplus6 model's)")
-    recipe = parser.add_argument_group("recipe overrides (default: the preset's value)")
+    parser.add_argument("--config", type=Path, default=None, metavar="RECIPE.yaml",
+                        help="base recipe from a file instead of --preset (training/recipes/*.yaml are the presets)")
+    recipe = parser.add_argument_group("recipe overrides (default: the preset's or --config's value)")
     for flag, (_, kind) in {**RECIPE_FLAGS, **AUG_FLAGS}.items():
         recipe.add_argument(flag, type=kind, default=None)
     recipe.add_argument("--tta-flip", dest="tta_flip", action="store_true", default=None)
@@ -62,7 +66,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    recipe = get_preset(args.preset)
+    recipe = recipe_file(args.config) if args.config else get_preset(args.preset)
     changes = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _) in RECIPE_FLAGS.items()}
     recipe = replace(recipe, **{k: v for k, v in changes.items() if v is not None})
     if args.tta_flip is not None:
@@ -75,6 +79,11 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         aug["brightness"] = tuple(args.brightness)
     recipe.augment = replace(recipe.augment, **aug)
     return recipe
+
+
+def recipe_file(path: Path) -> Recipe:
+    """A recipe from a YAML file written as Recipe.to_dict (training/recipes/*.yaml)."""
+    return Recipe.from_dict(yaml.safe_load(Path(path).read_text()))
 
 
 def resolve_classes(args: argparse.Namespace) -> list[str]:
