@@ -2,6 +2,7 @@
 and the main loop of a node that finishes on its own (`node.done`: the image source, the bag recorder)."""
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import signal
@@ -19,6 +20,17 @@ from .transport import apply_default_transport
 # destructor, docs/reliability.md; the default profile has no TCP now): once the node is destroyed, give it
 # this long, so that whatever DDS does, the process ends.
 TEARDOWN_TIMEOUT_S = 3.0
+
+
+def _arm_native_backstop(timeout: float) -> None:
+    """A deadline that holds even when the main thread blocks in C *holding the GIL*: Fast DDS's TCP teardown
+    deadlock did (issue 28), and then no Python thread runs, so threading.Timer watchdogs (and the signal
+    handlers: SIGINT and SIGTERM were ignored, benchmarks/dds_stress.py 2026-12-06) never fire. faulthandler's
+    watchdog is a C thread: it prints every thread's stack (where it hung) and calls _exit(1) itself."""
+    try:
+        faulthandler.dump_traceback_later(timeout, exit=True, file=sys.__stderr__)
+    except (AttributeError, ValueError, OSError):  # no real stderr (captured, closed): the Python timers remain
+        pass
 
 
 # Called just before a forced exit (second signal, grace over): a program that started processes ends them here.
@@ -42,6 +54,7 @@ def _interrupt_within(grace_s: float):
         watchdog = threading.Timer(grace_s, _exit_now, (128 + signum, f"still finishing {grace_s:g} s after the signal"))
         watchdog.daemon = True
         watchdog.start()
+        _arm_native_backstop(grace_s + 5.0)  # if the finish blocks in C holding the GIL, the timer cannot run
         raise KeyboardInterrupt
     return interrupt
 
@@ -74,10 +87,12 @@ def shutdown_with_deadline(code: int = 0, timeout: float = TEARDOWN_TIMEOUT_S) -
     watchdog = threading.Timer(timeout, _exit_now, (code, f"DDS teardown still running after {timeout:g} s"))
     watchdog.daemon = True
     watchdog.start()
+    _arm_native_backstop(timeout + 2.0)
     try:
         rclpy.try_shutdown()
     finally:
         watchdog.cancel()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def teardown_with_deadline(node=None, code: int = 0, timeout: float = TEARDOWN_TIMEOUT_S) -> None:
@@ -94,12 +109,14 @@ def teardown_with_deadline(node=None, code: int = 0, timeout: float = TEARDOWN_T
     watchdog = threading.Timer(timeout, _exit_now, (code, f"DDS teardown still running after {timeout:g} s"))
     watchdog.daemon = True
     watchdog.start()
+    _arm_native_backstop(timeout + 2.0)
     try:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     finally:
         watchdog.cancel()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def exit_releasing_dds(code: int, timeout: float = TEARDOWN_TIMEOUT_S) -> NoReturn:
@@ -111,6 +128,7 @@ def exit_releasing_dds(code: int, timeout: float = TEARDOWN_TIMEOUT_S) -> NoRetu
     watchdog = threading.Timer(timeout, _exit_now, (code, f"garbage collection still running after {timeout:g} s"))
     watchdog.daemon = True
     watchdog.start()
+    _arm_native_backstop(timeout + 2.0)  # the collection runs DDS teardown too, holding the GIL
     gc.collect()
     sys.stdout.flush()
     sys.stderr.flush()
