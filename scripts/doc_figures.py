@@ -63,6 +63,8 @@ def figures(src: dict) -> dict[str, str]:
         "test_accuracy": pct(test["accuracy"]), "test_macro_f1": f"{test['macro_f1']:.3f}",
         "test_ece": f"{test['ece']:.3f}", "test_n": f"{test['n']:,}",
         "plain_balanced_recall": f"{plain['balanced_recall']:.3f}",
+        "op_accuracy_cost": f"{100 * (plain['accuracy'] - node['accuracy']):.1f}",
+        "op_recall_gain": f"{100 * (node['balanced_recall'] - plain['balanced_recall']):.0f}",
         "val_accuracy": pct(val["accuracy"]), "val_n": f"{val['n']:,}",
         "peer_accuracy": pct(src["peer"]["ferplus8"]["accuracy"]),
         "ckplus6_cv": f"{100 * cv['accuracy']:.2f} ± {100 * cv['accuracy_std']:.2f}%",
@@ -126,6 +128,8 @@ class Claim:
 
 CLAIMS = [
     Claim("README.md", r"temperature (\d\.\d+)", "temperature"),
+    Claim("README.md", r"trades ([\d.]+) points of accuracy", "op_accuracy_cost"),
+    Claim("README.md", r"for (\d+) points of balanced recall", "op_recall_gain"),
     Claim("docs/node.md", r"fitted on FER\+ Valid for `default`: (\d\.\d+)", "temperature"),
     Claim(f"{MODELS}/default.md", r"T = (\d\.\d+)", "temperature"),
     Claim("docs/node.md", r"A full MTCNN search costs about ([\d.]+) ms", "mtcnn_ms"),
