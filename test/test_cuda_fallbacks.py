@@ -125,7 +125,7 @@ def test_grad_cam_computes_no_weight_gradients_and_matches_the_full_backward(mod
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from emotion_recognition_ros.core.explain import last_conv_stage
+    from emotion_recognition_ros.core.explain import last_conv_layer
 
     net, meta = model
     explainer = GradCamExplainer(net, "gradcam", "conv_head", normalise="minmax")  # pytorch-grad-cam's scaling
@@ -140,7 +140,7 @@ def test_grad_cam_computes_no_weight_gradients_and_matches_the_full_backward(mod
     for p in reference.parameters():
         p.requires_grad_(True)
     with torch.enable_grad():
-        expected = GradCAM(model=reference, target_layers=[last_conv_stage(reference)])(
+        expected = GradCAM(model=reference, target_layers=[last_conv_layer(reference)])(
             input_tensor=batch, targets=[ClassifierOutputTarget(c) for c in (0, 2, 4)])
     np.testing.assert_allclose(maps, np.nan_to_num(expected), atol=1e-4)
 

@@ -63,7 +63,7 @@ LEGACY_METHOD, LEGACY_LAYER = "gradcam", "conv_head"  # before issue 27: 3x3 cel
 NORMALISATIONS = ("max", "minmax")
 
 
-def last_conv_stage(model: nn.Module) -> nn.Module:
+def last_conv_layer(model: nn.Module) -> nn.Module:
     """The layer the old default explained: timm EfficientNet/MobileNet's final 1x1 conv (`conv_head`), else the
     module of the deepest feature stage timm reports."""
     if isinstance(getattr(model, "conv_head", None), nn.Conv2d):
@@ -101,7 +101,7 @@ def resolve_layer(model: nn.Module, layer: str) -> tuple[str, nn.Module]:
     """(module name, module) for a layer name or stride; a bad name is refused with the valid ones."""
     name = stride_layers(model).get(layer, layer)
     if name in ("", "last"):
-        module = last_conv_stage(model)
+        module = last_conv_layer(model)
         return next(n for n, m in model.named_modules() if m is module), module
     try:
         return name, model.get_submodule(name)
