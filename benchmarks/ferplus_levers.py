@@ -12,7 +12,7 @@ from emotion_recognition_ros.core.data_paths import dataset_path
 from emotion_recognition_ros.core.device import set_threads
 from emotion_recognition_ros.core.model_io import load_model
 from training.data import load_dataset
-from training.engine import predict_proba
+from training.inference import predict_proba
 from training.metrics import score
 
 

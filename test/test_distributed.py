@@ -23,7 +23,8 @@ from emotion_recognition_ros.core.model_io import read_metadata
 from ferplus_fixture import write_split
 from training.batches import TrainingArrays, plan_epoch
 from training.distributed import World
-from training.engine import Recipe, create_model
+from training.model_factory import create_model
+from training.recipe import Recipe
 from training.train import main as train_main
 
 # Weights after 2 epochs agree to this, while training moves them over 100 times as far (asserted below).

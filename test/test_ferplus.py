@@ -25,7 +25,11 @@ from ferplus_fixture import ROWS, write_split
 from training.checkpoint import CheckpointError, has_checkpoint
 from training.data import DatasetError, load_dataset, load_ferplus, load_mixture
 from training.batches import TrainingArrays, epoch_order
-from training.engine import FitOptions, Recipe, create_model, fit, make_metadata, predict_proba, soft_cross_entropy
+from training.fit import FitOptions, fit
+from training.inference import predict_proba
+from training.loss import soft_cross_entropy
+from training.model_factory import create_model, make_metadata
+from training.recipe import Recipe
 from training.evaluate import main as evaluate_main
 from training.presets import get_preset
 from training.temperature import fit_temperature, reliability

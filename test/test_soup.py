@@ -9,7 +9,9 @@ import torch
 from emotion_recognition_ros.core.model_io import load_model, save_model
 from emotion_recognition_ros.core.preprocess import faces_to_batch
 from training.data import load_folder
-from training.engine import FitOptions, Recipe, create_model, fit, make_metadata
+from training.fit import FitOptions, fit
+from training.model_factory import create_model, make_metadata
+from training.recipe import Recipe
 from training.evaluate import evaluate_dataset
 from training.reports import model_card
 from training.soup import (average_state_dicts, check_soupable, greedy_soup, main as soup_main, make_soup,

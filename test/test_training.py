@@ -21,7 +21,11 @@ from training.augment import AugmentConfig
 from training.data import DatasetError, load_dataset, load_fer2013, load_folder
 from training.data.splits import random_split, subject_folds, subject_split, subjects_of
 from training.batches import TrainingArrays
-from training.engine import FitOptions, Recipe, Trainer, create_model, fit, make_metadata, predict_proba, train_one_epoch
+from training.fit import FitOptions, fit
+from training.inference import predict_proba
+from training.model_factory import create_model, make_metadata
+from training.recipe import Recipe
+from training.trainer import Trainer, train_one_epoch
 from training.evaluate import evaluate_folder, main as evaluate_main
 from training.metrics import score
 

@@ -15,7 +15,7 @@ from emotion_recognition_ros.core.face_data.ferplus import is_ferplus
 
 from .data import FaceDataset, load_dataset, load_mixture
 from .data.rolls import level_faces, read_rolls
-from .engine import Recipe
+from .recipe import Recipe
 from .presets import PRESETS, get_preset, preset_name
 
 # CLI flag -> Recipe field (None = same name with dashes turned into underscores)

@@ -24,7 +24,8 @@ from emotion_recognition_ros.core.device import resolve_device
 
 from .cli import add_common, load_training_data, recipe_from_args, set_threads
 from .data import DatasetError, FaceDataset
-from .engine import FitOptions, Recipe, fit
+from .fit import FitOptions, fit
+from .recipe import Recipe
 from .evaluate import evaluate_dataset
 from .metrics import score
 from .reports import plot_confusion, write_json

@@ -24,7 +24,7 @@ from emotion_recognition_ros.core.device import resolve_device
 from emotion_recognition_ros.core.model_io import ModelLoadError, ModelMetadata, load_model
 
 from .data import DatasetError, FaceDataset, load_dataset
-from .engine import predict_proba
+from .inference import predict_proba
 from .metrics import score
 from .cli import set_threads
 from .temperature import plot_reliability, reliability

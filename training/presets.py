@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 
 from .augment import AugmentConfig
-from .engine import Recipe
+from .recipe import Recipe
 
 STUDY_RECIPE = Recipe(
     input_size=48, epochs=100, batch_size=64, lr=1e-3, optimizer="adam", schedule="plateau", plateau_factor=0.5,

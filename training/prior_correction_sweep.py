@@ -23,7 +23,7 @@ from emotion_recognition_ros.plots import new_figure, save_figure
 
 from .cli import set_threads
 from .data import DatasetError, load_dataset
-from .engine import predict_proba
+from .inference import predict_proba
 from .metrics import score
 from .reports import write_json
 from .temperature import reliability

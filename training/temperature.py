@@ -2,7 +2,7 @@
 
 The temperature T is fitted on validation data (FER+ Valid, never Test) by minimising the negative
 log-likelihood of softmax(logits / T); it is stored in the model's metadata (`temperature`) and applied
-wherever probabilities are computed (the node's Classifier, training.engine.predict_proba).
+wherever probabilities are computed (the node's Classifier, training.inference.predict_proba).
 """
 from __future__ import annotations
 

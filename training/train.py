@@ -35,7 +35,9 @@ from .cli import (add_common, describe_data, levelled, load_training_data, recip
                   set_threads)
 from .data import DatasetError, FaceDataset, load_dataset
 from .distributed import World, close_world, current_world, init_world
-from .engine import FitOptions, Recipe, fit, predict_proba
+from .fit import FitOptions, fit
+from .inference import predict_proba
+from .recipe import Recipe
 from .evaluate import evaluate_dataset
 from .reports import model_card, plot_confusion, plot_curves, write_json
 from .data.splits import Split, random_split, subject_split
