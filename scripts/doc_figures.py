@@ -83,7 +83,7 @@ def figures(src: dict) -> dict[str, str]:
 def results_table(src: dict) -> str:
     """The README's one results table: the node's operating point first."""
     f, b = figures(src), src["bench"]
-    op_cmd = "`python -m training.operating_point --data …/FER2013Test --strengths 0 0.4`"
+    op_cmd = "`python -m training.prior_correction_sweep --data …/FER2013Test --prior-corrections 0 0.4`"
     rows = [
         "| what | protocol and data | result | date, machine, command |",
         "|---|---|---|---|",
