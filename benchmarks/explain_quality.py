@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from emotion_recognition_ros.core.classifier import Classifier
+from emotion_recognition_ros.core.device import set_threads
 from emotion_recognition_ros.core.explain import CAM_METHODS, CamExplainer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ferplus"
@@ -234,8 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
+    set_threads(args.threads)
 
     classifier = Classifier(None, "cpu", backend="onnxruntime", threads=args.threads)  # the node's CPU backend
     net = classifier.model

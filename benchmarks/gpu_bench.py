@@ -28,7 +28,7 @@ import torch
 from emotion_recognition_ros.core.detection import create_detector
 from emotion_recognition_ros.core.detection.mtcnn import MtcnnDetector
 from emotion_recognition_ros.core.detection.mtcnn_torch import TorchMtcnnDetector
-from emotion_recognition_ros.core.device import resolve_device
+from emotion_recognition_ros.core.device import resolve_device, set_threads
 from emotion_recognition_ros.core.gpu_frame import FramePreprocessor
 from emotion_recognition_ros.core.pipeline import EmotionPipeline, PipelineConfig
 from emotion_recognition_ros.core.types import FaceResult, PipelineResult
@@ -170,8 +170,7 @@ def environment(device: torch.device) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
+    set_threads(args.threads)
 
     resolve_device(args.device)  # a bad or missing device fails here, before any model loads
     device, pipelines = make_pipelines(args.device, args.variants)  # device: after any CUDA fallback

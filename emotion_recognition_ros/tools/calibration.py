@@ -14,13 +14,12 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ..core.classifier import Classifier
 from ..core.detection import BoxAdjust, create_detector
+from ..core.device import set_threads
 from ..core.preprocess import crop_face, square_box
 from ..media.scenes import DEFAULT_CKPLUS, load_faces, make_scene
 from ..core.tracking.tracker import iou
@@ -108,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the box offset histograms")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
+    set_threads(args.threads)
     classifier = Classifier(args.model or None, "cpu")
     report = measure(args.frames, args.faces_per_frame, tuple(args.face_size), args.detector, classifier,
                      args.seed, args.detect_scale, args.min_face_size)
