@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 
@@ -11,13 +13,18 @@ import pytest
 
 from conftest import spin_until
 
-STARTS = 12  # camera + recorder starts against one node: ~6 s each here, so the test stays under ~2 min
-FRAMES = 5
-START_BOUND_S = 30.0  # a healthy start matched in 2-3 s on the 2-core machine (benchmarks/dds_stress.py)
+STARTS = 20  # fresh node + camera starts (issue 28 asks for 20): 7-20 s each on the loaded 2-core machine
+FRAMES = 5  # frames the watcher must receive in each start
+# The node's model load and every match of one start: a healthy start took 7-20 s on the loaded 2-core machine
+# (a stalled one never ends), so 60 s is a bound on a stall, not on a slow machine.
+START_BOUND_S = 60.0
+STOP_BOUND_S = 10.0  # SIGINT to exit; the nodes' own teardown deadlines are shorter
+MAX_FAILURES = 2  # then stop: a run that stalls still ends inside the test's timeout
 
 
 def test_the_diagnosis_names_each_cause(executor):
-    """No peer at all, a peer on another topic, and a peer with incompatible QoS each get their own reason."""
+    """No peer at all, a peer on another topic, a peer with incompatible QoS, and fewer peers than wanted (all
+    matched) each get their own reason."""
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -47,6 +54,13 @@ def test_the_diagnosis_names_each_cause(executor):
     assert spin_until(executor, lambda: camera.get_subscriptions_info_by_topic("/peer_image"), timeout=10)
     qos = diagnose(camera, "peer_image", "subscriber", 1, pub.get_subscription_count(), pub.qos_profile)
     assert "discovered peer_other but the QoS is incompatible" in qos and "best-effort publisher" in qos
+
+    info_pub = camera.create_publisher(Image, "peer_info", best_effort)
+    other.create_subscription(Image, "peer_info", lambda _m: None, best_effort)
+    assert spin_until(executor, lambda: info_pub.get_subscription_count() == 1, timeout=10)
+    short = diagnose(camera, "peer_info", "subscriber", 2, info_pub.get_subscription_count(), info_pub.qos_profile)
+    assert short.startswith("/peer_info: 1 of 2 subscriber(s) matched") and "only peer_other on it so far" in short
+    assert "the missing subscriber is not running" in short, short
 
 
 def test_a_camera_in_another_domain_says_so_within_seconds(tmp_path, executor):
@@ -92,57 +106,82 @@ def test_diagnostics_warn_after_10_s_without_input():
     assert stats.health()[1].startswith("no input frame for 11 s")
 
 
-def _closed_counts(log: str) -> dict[str, int]:
-    found = re.findall(r"closed \S+: (.*)", log)
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"(/\S+) (\d+)", found[-1])} if found else {}
+def _stop_by_sigint(process, bound: float) -> float | None:
+    """SIGINT to the process group; the seconds it took to exit, or None if it did not within `bound` (then it is
+    stopped harder, so nothing is left behind)."""
+    started = time.monotonic()
+    try:
+        if process.alive():
+            os.killpg(process.pid, signal.SIGINT)
+            process.proc.wait(bound)
+        return time.monotonic() - started
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        process.stop()
 
 
-@pytest.mark.timeout(300)
-def test_every_start_of_camera_and_recorder_matches_the_node(tmp_path, executor):
-    """STARTS times: a fresh recorder and a fresh camera (the demo's order and waits) against the emotion node in
-    its own process. Every start must match within START_BOUND_S: the camera finishes its frames (it waits for
-    the node and the recorder), the bag holds every frame, its camera info and the node's answers. The stall of
-    issue 28 (a camera that never matched) fails here with the camera's own diagnosis."""
+@pytest.mark.timeout(600)
+def test_every_start_of_camera_and_node_matches(tmp_path, executor):
+    """STARTS times: a fresh emotion node and a fresh camera, each in its own process, started together (as
+    `ros2 launch` does). Every start must match within START_BOUND_S: the camera holds its frames until the node
+    and this test's watcher subscribe to image_raw and the watcher to camera_info, then streams at 20 fps; the
+    watcher must receive FRAMES frames and camera info (camera -> watcher), and an answer of the node (camera ->
+    node -> watcher). Every stop must return on SIGINT within STOP_BOUND_S. The stall of issue 28 (an endpoint
+    that never matched) fails here with the camera's own diagnosis. No sleeps: every wait ends as soon as what
+    it waits for is there. (The camera streams until then rather than sending FRAMES frames and exiting: a
+    best-effort reader's own side of a match can complete a moment after the writer's, and a node that has just
+    started drops frames that come before it, which is no stall: one start in 20 lost all of 5 frames that way
+    on the loaded 2-core machine, 2026-12-06.)"""
     import rclpy
     from emotion_msgs.msg import EmotionArray
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
 
     from emotion_recognition_ros.tools.processes import NodeProcess
 
     watcher = rclpy.create_node("stress_watcher", context=executor.context)
     executor.add_node(watcher)
-    answers = []
-    watcher.create_subscription(EmotionArray, "/emotion", answers.append, qos_profile_sensor_data)
+    got = {"image": 0, "info": 0, "emotion": 0}
+
+    def counter(key: str):
+        return lambda _msg: got.__setitem__(key, got[key] + 1)
+
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # as the camera offers, as a recorder
+    watcher.create_subscription(Image, "/image_raw", counter("image"), reliable)
+    watcher.create_subscription(CameraInfo, "/camera_info", counter("info"), reliable)
+    answers = watcher.create_subscription(EmotionArray, "/emotion", counter("emotion"), qos_profile_sensor_data)
     py = sys.executable
-    node = NodeProcess([py, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p", "device:=cpu"],
-                       tmp_path / "emotion_node.log")
-    failures = []
-    with node:
-        assert spin_until(executor, lambda: watcher.count_publishers("/emotion") > 0 or node.failed(), 120), \
-            node.log_tail()
-        for start in range(STARTS):
-            logs = tmp_path / f"start{start}"
-            recorder = NodeProcess([py, "-m", "emotion_recognition_ros.tools.bag_recorder", "-o", str(logs / "bag"),
-                                    "/image_raw", "/camera_info", "/emotion"], logs / "recorder.log")
-            camera = NodeProcess([py, "-m", "emotion_recognition_ros.ros.image_source_node", "--ros-args",
-                                  "-p", f"max_frames:={FRAMES}", "-p", "rate:=20.0", "-p", "wait_for_subscribers:=2",
-                                  "-p", "wait_for_info_subscribers:=1"], logs / "camera.log")
-            before = len(answers)
-            with recorder:
-                # The demo's order: the camera once the recorder subscribes to the node's answers.
-                assert spin_until(executor, lambda: any(i.node_name == "bag_recorder" for i in
-                                                        watcher.get_subscriptions_info_by_topic("/emotion")),
-                                  START_BOUND_S), recorder.log_tail()
-                camera.start()
-                finished = spin_until(executor, lambda: not camera.alive(), START_BOUND_S)
-                answered = spin_until(executor, lambda: len(answers) > before, 10.0)
-                spin_until(executor, lambda: False, 0.5)  # the node's last answer reaches the recorder too
-                camera.stop()
-            counts = _closed_counts(recorder.log_path.read_text(errors="replace"))
-            complete = counts.get("/image_raw") == FRAMES == counts.get("/camera_info") and counts.get("/emotion")
-            if not (finished and answered and complete):
-                said = [ln for ln in camera.log_tail(50).splitlines() + recorder.log_tail(50).splitlines()
-                        if "missing peer" in ln]
-                failures.append(f"start {start}: camera finished {finished}, node answered {answered}, bag {counts};"
-                                f" {said}")
-    assert not failures, "\n".join(failures)
+    failures, took = [], []
+    for start in range(STARTS):
+        logs = tmp_path / f"start{start}"
+        got.update(image=0, info=0, emotion=0)
+        node = NodeProcess([py, "-m", "emotion_recognition_ros.ros.emotion_node", "--ros-args", "-p", "device:=cpu"],
+                           logs / "emotion_node.log")
+        camera = NodeProcess([py, "-m", "emotion_recognition_ros.ros.image_source_node", "--ros-args",
+                              "-p", f"max_frames:={int(START_BOUND_S * 20)}", "-p", "rate:=20.0",
+                              "-p", "wait_for_subscribers:=2", "-p", "wait_for_info_subscribers:=1"],
+                             logs / "camera.log")
+        began = time.monotonic()
+        node.start()
+        camera.start()
+        try:
+            matched = spin_until(executor, lambda: (got["image"] >= FRAMES and got["info"] and got["emotion"])
+                                 or not camera.alive() or node.failed(), START_BOUND_S) \
+                and camera.alive() and not node.failed()
+            took.append(round(time.monotonic() - began, 1))
+            node_to_watcher = answers.get_publisher_count()
+        finally:
+            camera_stop = _stop_by_sigint(camera, STOP_BOUND_S)
+            node_stop = _stop_by_sigint(node, STOP_BOUND_S)
+        if not (matched and camera_stop is not None and node_stop is not None):
+            said = [ln.strip() for ln in camera.log_tail(50).splitlines() if "missing peer" in ln]
+            failures.append(f"start {start}: matched {matched} after {took[-1]} s: watcher got {got}, the node's "
+                            f"/emotion matched the watcher {node_to_watcher}; stops: camera {camera_stop} s, node "
+                            f"{node_stop} s (None: not by SIGINT within {STOP_BOUND_S:g} s); camera exit "
+                            f"{camera.proc.returncode}, node exit {node.proc.returncode}; {said}; "
+                            f"node: {node.last_line()}")
+            if len(failures) >= MAX_FAILURES:
+                break
+    assert not failures, f"{len(failures)} of {len(took)} starts failed (s to match: {took}):\n" + \
+        "\n".join(failures)

@@ -7,6 +7,8 @@ subscription.get_publisher_count()), and the ROS graph: the endpoints and nodes 
 - nothing discovered at all (no other node): the peer is not running, or is in another ROS_DOMAIN_ID or
   ROS_AUTOMATIC_DISCOVERY_RANGE, or its transports share nothing with ours;
 - other nodes discovered, but none with this topic: the topic name or namespace differs;
+- some peers on the topic, all matched, fewer than wanted: the missing one was never discovered (the causes
+  of the first case);
 - the peer's endpoint discovered but not matched: incompatible QoS (named when rclpy can tell), else the DDS
   transports differ between the processes (e.g. one on LARGE_DATA, one on the package's profile), or Fast
   DDS's endpoint matching stalled.
@@ -65,6 +67,10 @@ def diagnose(node: Node, topic: str, side: str, wanted: int, matched: int, own_q
                     bad_qos.append(f"{info.node_name}: {reason}")
         if bad_qos:
             return f"{head}; discovered {peers} but the QoS is incompatible ({'; '.join(bad_qos)})"
+        if len(found) <= matched:  # every peer seen is matched: the missing one was never discovered
+            return (f"{head}; only {peers} on it so far, and matched: the missing {side} is not running (or still "
+                    f"starting), or has another ROS_DOMAIN_ID or discovery range, or transports that share nothing "
+                    f"with ours ({environment()}), or its discovery stalled (restart it)")
         return (f"{head}; discovered {peers} on it, not all matched: the DDS transports probably differ "
                 f"between the processes (set the same in each; ours: {describe()}), or Fast DDS's endpoint "
                 f"matching stalled (restart the later process)")
