@@ -12,12 +12,13 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 from launch import LaunchContext
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable,
+                            UnsetEnvironmentVariable)
 from launch.substitutions import LaunchConfiguration
 from launch_ros.descriptions import ParameterValue
 
 from ..core.config import ParamSpec
-from .transport import TRANSPORTS_VARIABLE, default_transport_env
+from .transport import PROFILE_VARIABLE, TRANSPORTS_VARIABLE, default_transport_env
 
 # Launch argument names of earlier releases -> the parameter they set; they work for one more release.
 DEPRECATED_ARGUMENTS = {"camera_topic": "image_topic", "heatmaps": "publish_heatmap"}
@@ -91,7 +92,10 @@ def transport_argument() -> DeclareLaunchArgument:
 def _transport(context: LaunchContext) -> list:
     chosen = context.launch_configurations.get(TRANSPORTS_ARGUMENT, "").strip()
     if chosen:
-        return [SetEnvironmentVariable(TRANSPORTS_VARIABLE, chosen)]
+        # A profiles file in the environment (scripts/run sets the package's) would win over the variable: Fast DDS
+        # ignores FASTDDS_BUILTIN_TRANSPORTS when a profile sets the transports (seen 2026-12-06: LARGE_DATA with
+        # the profile also set opened no TCP socket). The argument is the user's explicit choice, so it wins.
+        return [UnsetEnvironmentVariable(PROFILE_VARIABLE), SetEnvironmentVariable(TRANSPORTS_VARIABLE, chosen)]
     return [SetEnvironmentVariable(k, v) for k, v in default_transport_env().items()]
 
 
