@@ -164,7 +164,8 @@ class ImageSourceNode(Node):
         for topic, n in short.items():
             pub = wanted[topic][0]
             self.get_logger().warning("missing peer: " + diagnose(self, topic, "subscriber", n,
-                                                                  pub.get_subscription_count(), pub.qos_profile))
+                                                                  pub.get_subscription_count(), pub.qos_profile,
+                                                                  waited_s=now - self._waiting_since))
 
     def _next_frame(self) -> Frame | None:
         try:

@@ -48,15 +48,17 @@ def _incompatible(pub, sub) -> str:
     return ""
 
 
-def diagnose(node: Node, topic: str, side: str, wanted: int, matched: int, own_qos=None) -> str:
+def diagnose(node: Node, topic: str, side: str, wanted: int, matched: int, own_qos=None,
+             waited_s: float | None = None) -> str:
     """One line: `topic` has `matched` of `wanted` matched peers on the other side (`side` = 'subscriber' when
-    this node publishes `topic`, 'publisher' when it subscribes), and why that is likely."""
+    this node publishes `topic`, 'publisher' when it subscribes) after `waited_s` seconds of waiting (said when
+    given), and why that is likely."""
     name = node.resolve_topic_name(topic)
     infos = (node.get_subscriptions_info_by_topic(name) if side == "subscriber"
              else node.get_publishers_info_by_topic(name))
     me = node.get_name()
     found = [i for i in infos if i.node_name != me]
-    head = f"{name}: {matched} of {wanted} {side}(s) matched after {DIAGNOSE_AFTER_S:g} s"
+    head = f"{name}: {matched} of {wanted} {side}(s) matched" + (f" after {waited_s:.0f} s" if waited_s else "")
     if found:
         peers = ", ".join(sorted({i.node_name for i in found}))
         bad_qos = []

@@ -158,7 +158,8 @@ class BagRecorder(Node):
             matched = sub.get_publisher_count() if sub is not None else 0
             if not matched and topic not in self._skipped:
                 self.get_logger().warning("missing peer: " + diagnose(self, topic, "publisher", 1, 0,
-                                                                      sub.qos_profile if sub else None))
+                                                                      sub.qos_profile if sub else None,
+                                                                      waited_s=now - self.started))
 
     def close(self) -> Path:
         """Finish the bag (writes its metadata.yaml); later messages are dropped."""
