@@ -93,6 +93,37 @@ def test_maps_equal_pytorch_grad_cams_with_no_weight_gradients(model, method, la
     assert all(p.grad is None for p in net.parameters())
 
 
+@pytest.mark.parametrize("backend,method,layer", [("onnxruntime", "hirescam", "blocks.2"),
+                                                  ("onnxruntime", "layercam", "blocks.4"),
+                                                  ("torch", "gradcam++", "blocks.2")])
+def test_maps_from_the_classifiers_own_activations_equal_pytorch_grad_cams(model, backend, method, layer):
+    """The node's path: the classifier keeps the explained layer's output, the explainer runs only the layers
+    above it (autograd the first time, then the ONNX Runtime gradient program, once it matched autograd)."""
+    from pytorch_grad_cam import GradCAMPlusPlus, HiResCAM, LayerCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from emotion_recognition_ros.core.classifier import Classifier
+
+    net, meta = model
+    batch, classes = _batch(meta, 3, seed=1), [0, 2, 4]
+    classifier = Classifier(None, "cpu", backend=backend, keep_layer=layer)
+    classifier.predict(batch)
+    kept = classifier.layer_output
+    assert kept is not None and kept[0] == layer and kept[1].shape[0] == 3
+    with CamExplainer(classifier.model, method, layer, normalise="minmax") as explainer:
+        assert _forward_hooks(explainer.model) == 1  # the classifier's keep hook is not copied into it
+        first = explainer.explain(batch, classes, kept)
+        assert explainer._ort is not None  # the gradient program matched autograd on these activations
+        again = explainer.explain(batch, classes, kept)
+    reference = copy.deepcopy(net).float().eval()
+    cls = {"hirescam": HiResCAM, "layercam": LayerCAM, "gradcam++": GradCAMPlusPlus}[method]
+    with torch.enable_grad():
+        expected = np.nan_to_num(cls(model=reference, target_layers=[reference.get_submodule(layer)])(
+            input_tensor=batch, targets=[ClassifierOutputTarget(c) for c in classes]))
+    np.testing.assert_allclose(first, expected, atol=1e-4)
+    np.testing.assert_allclose(again, expected, atol=1e-4)
+
+
 def _ferplus_faces(count: int):
     from benchmarks.explain_quality import DATA, load_faces
 

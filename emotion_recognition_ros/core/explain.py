@@ -18,11 +18,21 @@ explained layer's output becomes a leaf that needs a gradient, and backward stop
 gradients of the layers below. The explainer works on its own fp32 copy of the network (the node explains in a
 background thread while the main thread keeps classifying), removes the hooks it registered on `close()` (or as a
 context manager), and on CUDA runs on a stream of its own.
+
+On the CPU the node's path is cheaper still (docs/node.md, "Heatmaps", for the measured rate): the classifier
+keeps the explained layer's output of its own forward pass (Classifier keep_layer, PipelineResult.layer_output),
+so the layers below it are not run again, and the gradient above it is computed by ONNX Runtime from a program
+of forward operations only (`_Gradient`: each operation's transpose in reverse order), exported on first use and
+kept only if it matched autograd's gradient on real activations. Elsewhere (CUDA, a layer this does not cover,
+no onnxruntime) the explainer falls back to the autograd path above.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
+import logging
+import operator
 import threading
 from typing import Callable, Sequence
 
@@ -32,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 EXPLAIN_DTYPE = torch.float32  # see CamExplainer
+log = logging.getLogger(__name__)
 
 
 def _gradcam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -116,6 +127,15 @@ def check_method(method: str) -> None:
                          f"{', '.join(CAM_METHODS)})")
 
 
+def drop_kept_layer_hooks(model: nn.Module) -> None:
+    """Remove, from a copy of the classifier's network, the classifier's hook that keeps a layer's output
+    (TorchBackend keep_layer): the copy's forward passes are not the classifier's."""
+    for m in model.modules():
+        for key, hook in list(m._forward_hooks.items()):
+            if getattr(hook, "keeps_layer_output", False):
+                del m._forward_hooks[key]
+
+
 def fold_batchnorm(model: nn.Module, keep: nn.Module | None = None) -> int:
     """Fold every batch norm that directly follows a convolution (as siblings, in registration order, which is
     timm's forward order) into that convolution's weights and bias, in place; the norm's activation (timm's
@@ -136,10 +156,202 @@ def fold_batchnorm(model: nn.Module, keep: nn.Module | None = None) -> int:
             with torch.no_grad():
                 conv.weight.mul_(scale.view(-1, 1, 1, 1))
                 conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
-            after = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if isinstance(m, nn.Module)]
-            setattr(parent, bn_name, nn.Sequential(*after) if after else nn.Identity())
+            after = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None))
+                     if isinstance(m, nn.Module) and not isinstance(m, nn.Identity)]
+            # the bare activation, not a Sequential around it: one module call fewer per norm (the upper part of
+            # the network runs forward and backward for every map, and at 3x3 to 12x12 calls cost as much as maths)
+            setattr(parent, bn_name, after[0] if len(after) == 1 else nn.Sequential(*after) if after else nn.Identity())
             folded += 1
     return folded
+
+
+def layers_above(model: nn.Module, layer: str) -> nn.Module | None:
+    """The network from just above `layer` to the logits, as one module, where the model's structure makes that
+    exact: timm's EfficientNet (conv_stem, bn1, blocks, conv_head, bn2, forward_head, its own forward) explained
+    at a whole stage `blocks.<i>`. None elsewhere (the explainer then runs the whole network)."""
+    parts = layer.split(".")
+    blocks = getattr(model, "blocks", None)
+    if len(parts) != 2 or parts[0] != "blocks" or not parts[1].isdigit() or not isinstance(blocks, nn.Sequential):
+        return None
+    try:
+        from timm.models.efficientnet import EfficientNet
+    except ImportError:
+        return None
+    kind = type(model)
+    if not (isinstance(model, EfficientNet) and not model.grad_checkpointing and all(
+            getattr(kind, f) is getattr(EfficientNet, f) for f in ("forward", "forward_features", "forward_head"))):
+        return None
+    return _Above(model, blocks[int(parts[1]) + 1:])
+
+
+class _Above(nn.Module):
+    def __init__(self, model: nn.Module, rest: nn.Sequential):
+        super().__init__()
+        self.rest, self.conv_head, self.bn2 = rest, model.conv_head, model.bn2
+        self.global_pool, self.classifier = model.global_pool, model.classifier  # forward_head in eval (no dropout)
+
+    def forward(self, acts: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pool(self.bn2(self.conv_head(self.rest(acts)))))
+
+
+class _Gradient(nn.Module):
+    """(acts, onehot) -> d(onehot . logits)/d acts for the network above the explained layer (`_Above`), written
+    out as forward operations only: the forward pass keeps each activation's output, the backward pass is each
+    operation's transpose (a convolution's transposed convolution, an activation's 0/1 mask, a pool's spread),
+    in reverse order. Autograd's arithmetic, in a form ONNX Runtime can run (it cannot run autograd): exported
+    once, it computes the gradient about twice as fast as eager torch's forward and backward on one CPU thread.
+    Raises ValueError for an operation it has no transpose for."""
+
+    def __init__(self, above: nn.Module):
+        super().__init__()
+        self.above, self.nodes = above, list(_trace(above).nodes)
+        for node in self.nodes:
+            if node.op == "call_module":
+                m = above.get_submodule(node.target)
+                if isinstance(m, nn.Conv2d) and (m.padding_mode != "zeros" or isinstance(m.padding, str)):
+                    raise ValueError(f"no transpose for {node.target}: padding {m.padding} {m.padding_mode}")
+                if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size not in (1, (1, 1)):
+                    raise ValueError(f"no transpose for {node.target}: output size {m.output_size}")
+                if not isinstance(m, (nn.Identity, nn.Dropout, nn.Conv2d, nn.ReLU, nn.ReLU6, nn.AdaptiveAvgPool2d,
+                                      nn.Flatten, nn.Linear)) or (isinstance(m, nn.Dropout) and m.training):
+                    raise ValueError(f"no transpose for {node.target} ({type(m).__name__})")
+                if isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) != (1, -1):
+                    raise ValueError(f"no transpose for {node.target}: flatten {m.start_dim}..{m.end_dim}")
+            elif node.op == "call_function" and node.target is not operator.add:
+                raise ValueError(f"no transpose for {node.target}")
+            elif node.op not in ("placeholder", "output", "call_module", "call_function"):
+                raise ValueError(f"no transpose for a {node.op} node")
+
+    def forward(self, acts: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        out, pads = {}, {}
+        for node in self.nodes:
+            if node.op == "placeholder":
+                out[node] = acts
+            elif node.op == "output":
+                logits_node = node.args[0]
+            elif node.op == "call_function":
+                out[node] = out[node.args[0]] + out[node.args[1]]
+            else:
+                m, x = self.above.get_submodule(node.target), out[node.args[0]]
+                if isinstance(m, nn.ReLU6):
+                    out[node] = F.hardtanh(x, 0.0, 6.0)
+                elif isinstance(m, nn.ReLU):
+                    out[node] = F.relu(x)
+                elif isinstance(m, nn.Conv2d) and type(m).__name__ == "Conv2dSame":
+                    pad = _same_padding(x, m)
+                    pads[node] = pad
+                    out[node] = F.conv2d(F.pad(x, pad), m.weight, m.bias, m.stride, 0, m.dilation, m.groups)
+                else:
+                    out[node] = m(x)
+        grads = {logits_node: onehot}
+        for node in reversed(self.nodes):
+            g = grads.pop(node, None)
+            if g is None or node.op == "placeholder":
+                if node.op == "placeholder":
+                    return g if g is not None else torch.zeros_like(acts)
+                continue
+            if node.op == "call_function":
+                for arg in node.args[:2]:
+                    grads[arg] = grads[arg] + g if arg in grads else g
+                continue
+            m, x, y = self.above.get_submodule(node.target), out[node.args[0]], out[node]
+            if isinstance(m, nn.ReLU6):
+                g = g * ((y > 0) & (y < 6)).to(g.dtype)
+            elif isinstance(m, nn.ReLU):
+                g = g * (y > 0).to(g.dtype)
+            elif isinstance(m, nn.AdaptiveAvgPool2d):
+                g = g.expand_as(x) / float(x.shape[-1] * x.shape[-2])
+            elif isinstance(m, nn.Flatten):
+                g = g.reshape(x.shape)
+            elif isinstance(m, nn.Linear):
+                g = g @ m.weight
+            elif isinstance(m, nn.Conv2d):
+                left, right, top, bottom = pads.get(node, (0, 0, 0, 0))
+                padding = (0, 0) if node in pads else m.padding
+                size = (x.shape[-2] + top + bottom, x.shape[-1] + left + right)
+                g = _conv_transpose(g, m, padding, size)
+                if node in pads:  # the gradient of the padded input: crop to the input
+                    g = g[:, :, top:top + x.shape[-2], left:left + x.shape[-1]]
+            grads[node.args[0]] = grads[node.args[0]] + g if node.args[0] in grads else g
+        raise AssertionError("the graph has no input")
+
+
+def _conv_transpose(g: torch.Tensor, conv: nn.Conv2d, padding: Sequence[int], size: Sequence[int]) -> torch.Tensor:
+    """The gradient of `conv`'s input (spatial `size`, zero `padding` each side) from its output's gradient `g`,
+    as a stride-1 convolution: zeros inserted between g's pixels for a stride, the kernel flipped with its input
+    and output channels swapped per group. (ONNX Runtime's ConvTranspose runs these 3x3 to 12x12 maps several
+    times slower than its Conv.)"""
+    (sh, sw), (dh, dw), (kh, kw) = conv.stride, conv.dilation, conv.kernel_size
+    n, c, h, w = g.shape
+    if sh > 1:
+        g = torch.stack([g] + [torch.zeros_like(g)] * (sh - 1), 3).reshape(n, c, h * sh, w)[:, :, :(h - 1) * sh + 1]
+    if sw > 1:
+        g = torch.stack([g] + [torch.zeros_like(g)] * (sw - 1), 4).reshape(n, c, g.shape[2], w * sw)
+        g = g[..., :(w - 1) * sw + 1]
+    groups, weight = conv.groups, conv.weight
+    out_per, in_per = weight.shape[0] // groups, weight.shape[1]
+    weight = weight.reshape(groups, out_per, in_per, kh, kw).transpose(1, 2).reshape(groups * in_per, out_per, kh, kw)
+    reach = (dh * (kh - 1), dw * (kw - 1))
+    top, left = reach[0] - padding[0], reach[1] - padding[1]
+    bottom, right = size[0] + reach[0] - top - g.shape[2], size[1] + reach[1] - left - g.shape[3]  # out = size
+    if (top, left) == (bottom, right):  # the convolution's own padding: no Pad operation
+        return F.conv2d(g, weight.flip(2, 3), None, 1, (top, left), conv.dilation, groups)
+    return F.conv2d(F.pad(g, (left, right, top, bottom)), weight.flip(2, 3), None, 1, 0, conv.dilation, groups)
+
+
+def _same_padding(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int, int, int]:
+    """timm's Conv2dSame padding (TensorFlow's SAME) of `x`: left, right, top, bottom."""
+    (ih, iw), (kh, kw), (sh, sw), (dh, dw) = x.shape[-2:], conv.kernel_size, conv.stride, conv.dilation
+    pad_h = max((-(-int(ih) // sh) - 1) * sh + (kh - 1) * dh + 1 - int(ih), 0)
+    pad_w = max((-(-int(iw) // sw) - 1) * sw + (kw - 1) * dw + 1 - int(iw), 0)
+    return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
+
+
+class _OrtGradient:
+    """`_Gradient` exported to ONNX and run by ONNX Runtime on the CPU, for one activation shape (the classifier's
+    input size is fixed). Checked once against autograd on real activations before it is trusted."""
+
+    def __init__(self, above: nn.Module, acts: torch.Tensor, classes: int):
+        import io
+        import warnings
+
+        import onnxruntime as ort
+
+        program = _Gradient(copy.deepcopy(above).to(memory_format=torch.contiguous_format)).eval()
+        example = (torch.zeros(1, *acts.shape[1:]), torch.zeros(1, classes))
+        buffer = io.BytesIO()
+        with warnings.catch_warnings(), torch.no_grad():  # the TorchScript-based exporter warns that it is deprecated
+            warnings.simplefilter("ignore")
+            torch.onnx.export(program, example, buffer, dynamo=False, input_names=["acts", "onehot"],
+                              output_names=["grads"], opset_version=17,
+                              dynamic_axes={"acts": {0: "n"}, "onehot": {0: "n"}, "grads": {0: "n"}})
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = max(1, torch.get_num_threads()), 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.shape = tuple(acts.shape[1:])
+
+    def __call__(self, acts: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        feeds = {"acts": np.ascontiguousarray(acts.detach().contiguous().numpy()), "onehot": onehot.numpy()}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def _trace(module: nn.Module):
+    """torch.fx graph of `module` with timm's untraceable layers (Conv2dSame, ...) kept as calls."""
+    import torch.fx as fx
+
+    try:
+        from timm.layers import get_notrace_functions, get_notrace_modules
+        leaves, wrapped = tuple(get_notrace_modules()), tuple(f for f in get_notrace_functions() if callable(f))
+    except ImportError:
+        leaves, wrapped = (), ()
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, name: str) -> bool:
+            return isinstance(m, leaves) or super().is_leaf_module(m, name)
+
+    return Tracer(autowrap_functions=wrapped).trace(module)
 
 
 class CamExplainer:
@@ -159,6 +371,7 @@ class CamExplainer:
         self.method, self.normalise, self.requested_layer = method, normalise, layer
         self._cam = CAM_METHODS[method]
         self.model = copy.deepcopy(model).to(EXPLAIN_DTYPE).eval()
+        drop_kept_layer_hooks(self.model)
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.layer, target = resolve_layer(self.model, layer)
@@ -167,8 +380,13 @@ class CamExplainer:
         self._acts: torch.Tensor | None = None
         self._lock = threading.Lock()  # one explanation at a time (the hook hands the activations over in self)
         self._hook = target.register_forward_hook(self._gradient_starts_here)
+        self._above = layers_above(self.model, self.layer)
         device = next(self.model.parameters()).device
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        # ONNX Runtime for the gradient above the layer (CPU, reused activations): built and checked on first use
+        self._ort: _OrtGradient | None = None
+        self._ort_pending = (self._above is not None and device.type == "cpu"
+                             and importlib.util.find_spec("onnxruntime") is not None)
 
     def _gradient_starts_here(self, _module: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor:
         """Forward hook on the explained layer. Everything before it ran under no_grad; from here on autograd
@@ -177,34 +395,87 @@ class CamExplainer:
         self._acts = output.detach().requires_grad_(True)
         return self._acts
 
-    def cams(self, batch: torch.Tensor, class_indices: Sequence[int]) -> torch.Tensor:
-        """(N, h, w) raw maps (non-negative, unnormalised) at the explained layer's resolution."""
+    def cams(self, batch: torch.Tensor, class_indices: Sequence[int],
+             layer_output: tuple[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """(N, h, w) raw maps (non-negative, unnormalised) at the explained layer's resolution.
+
+        `layer_output`: (layer name, that layer's output on `batch`) from the classifier's own forward pass
+        (PipelineResult.layer_output). Where it is this explainer's layer, in fp32 on the same device, and the
+        network above the layer can be run on its own (`layers_above`), the layers below are not run again: the
+        classifier already did, with the same weights (the folded batch norms here differ by float rounding)."""
         if self._hook is None:
             raise RuntimeError("CamExplainer used after close()")
+        acts = self._reusable(batch, layer_output)
         x = batch.detach().to(EXPLAIN_DTYPE).contiguous(memory_format=torch.channels_last)
         with self._lock:
-            return self._cams(x, batch, class_indices)
+            return self._cams(x, batch, class_indices, acts)
 
-    def _cams(self, x: torch.Tensor, batch: torch.Tensor, class_indices: Sequence[int]) -> torch.Tensor:
+    def _reusable(self, batch: torch.Tensor, layer_output: tuple[str, torch.Tensor] | None) -> torch.Tensor | None:
+        if layer_output is None or self._above is None:
+            return None
+        name, acts = layer_output
+        if (name != self.layer or acts.dtype != EXPLAIN_DTYPE or acts.device != batch.device
+                or acts.shape[0] != batch.shape[0]):
+            return None
+        return acts
+
+    def _cams(self, x: torch.Tensor, batch: torch.Tensor, class_indices: Sequence[int],
+              reused: torch.Tensor | None = None) -> torch.Tensor:
+        if reused is not None and self._ort is not None and tuple(reused.shape[1:]) == self._ort.shape:
+            with torch.no_grad():
+                acts = reused.to(EXPLAIN_DTYPE)
+                return self._cam(acts, self._ort(acts, self._onehot(class_indices, len(acts))))
         try:
             with self._own_stream(batch), torch.no_grad():
-                logits = self.model(x)
-                acts, self._acts = self._acts, None
+                if reused is None:
+                    logits = self.model(x)
+                    acts, self._acts = self._acts, None
+                else:  # a copy: the classifier's tensor was made in inference mode, and stays the result's
+                    acts = reused.clone(memory_format=torch.channels_last).requires_grad_(True)
+                    torch.set_grad_enabled(True)  # as the hook does; restored by no_grad() on exit
+                    logits = self._above(acts)
                 index = torch.as_tensor(list(class_indices), device=logits.device).view(-1, 1)
                 (grads,) = torch.autograd.grad(logits.gather(1, index).sum(), acts)
+            if reused is not None and self._ort_pending:
+                self._start_ort(acts.detach(), grads, class_indices, logits.shape[1])
             return self._cam(acts.detach(), grads)
         finally:
             self._acts = None
 
-    def explain(self, batch: torch.Tensor, class_indices: Sequence[int]) -> np.ndarray:
+    def _onehot(self, class_indices: Sequence[int], n: int) -> torch.Tensor:
+        onehot = torch.zeros(n, self._classes, dtype=EXPLAIN_DTYPE)
+        onehot[torch.arange(n), torch.as_tensor(list(class_indices))] = 1.0
+        return onehot
+
+    def _start_ort(self, acts: torch.Tensor, grads: torch.Tensor, class_indices: Sequence[int], classes: int
+                   ) -> None:
+        """Export the gradient program (`_Gradient`) and keep its ONNX Runtime session if it gives autograd's
+        gradient on these activations (to 1e-4 of its largest value); else keep using autograd, and say why."""
+        self._ort_pending, self._classes = False, classes
+        try:
+            ort = _OrtGradient(self._above, acts, classes)
+            theirs = ort(acts, self._onehot(class_indices, len(acts)))
+            error = float((theirs - grads).abs().max()) / max(float(grads.abs().max()), 1e-12)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves autograd in charge, as before
+            log.warning("explainer: ONNX Runtime gradient unavailable (%s: %s); using autograd",
+                        type(exc).__name__, exc)
+            return
+        if error > 1e-4:
+            log.warning("explainer: ONNX Runtime gradient differs from autograd's by %.1e (relative); using "
+                        "autograd", error)
+            return
+        self._ort = ort
+
+    def explain(self, batch: torch.Tensor, class_indices: Sequence[int],
+                layer_output: tuple[str, torch.Tensor] | None = None) -> np.ndarray:
         """(N, H, W) float32 maps in [0, 1] at the network input's resolution, one per face and class.
 
         normalise="max": each map divided by its own maximum (0 = no positive evidence for the class);
         "minmax": pytorch-grad-cam's per-map min-max scaling (the same maps as its CAM objects). Both after the
-        bilinear resize to the input's size."""
+        bilinear resize to the input's size. `layer_output`: see `cams`."""
         if batch.shape[0] == 0:
             return np.empty((0, *batch.shape[-2:]), np.float32)
-        cam = self.cams(batch, class_indices)
+        cam = self.cams(batch, class_indices, layer_output)
         maps = F.interpolate(cam[:, None], size=tuple(batch.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
         if self.normalise == "minmax":
             maps = maps - maps.flatten(1).min(1).values.view(-1, 1, 1)

@@ -44,7 +44,7 @@ class EmotionPipeline:
         if reason := check_values(vars(c)):
             raise ValueError(reason)
         self.classifier = classifier or Classifier(c.model or None, c.device, backend=c.backend,
-                                                   threads=c.threads)
+                                                   threads=c.threads, keep_layer=c.explain_layer)
         self.classifier.prior_correction = c.prior_correction
         resolve_layer(self.classifier.model, c.explain_layer)  # a layer this network lacks: refused now, with the list
         self.detector = detector or create_detector(c.detector, device=self.classifier.device, config=c)
@@ -173,6 +173,9 @@ class EmotionPipeline:
                   frame_size: tuple[int, int], result: PipelineResult) -> None:
         height, width = frame_size
         raw = self.classifier.predict(result.batch)
+        # the explained layer's output of this forward (classifier kept_layer), for explain(): the explainer
+        # then runs only the layers above it (an explain_layer changed at run time is not kept: it runs them all)
+        result.layer_output = self.classifier.layer_output if len(raw) else None
         for track, box, crop, roll, probs in zip(tracks, boxes, crops, rolls, raw):
             result.faces.append(FaceResult(
                 face_id=track.face_id, detection=track.detection, crop_box=box, crop_roll=roll,
@@ -221,7 +224,7 @@ class EmotionPipeline:
             raise ValueError(f"{len(wanted)} classes for {n} faces")
         indices = [self._class_index(c) for c in wanted]
         result.heatmap_classes = indices
-        return explainer.explain(result.batch, indices)
+        return explainer.explain(result.batch, indices, result.layer_output)
 
     def _class_index(self, cls: int | str) -> int:
         names = self.class_names
@@ -245,8 +248,8 @@ class EmotionPipeline:
         for size in batch_sizes:
             batch = self.classifier.to_batch([blank] * size)
             self.classifier.predict(batch)
-            if explain:
-                self._explainer.explain(batch, [0] * size)
+            if explain:  # with the classifier's kept activations: the path frames take (and its ONNX export)
+                self._explainer.explain(batch, [0] * size, self.classifier.layer_output)
 
 
 def load_pipeline(model: str | Path | None = None, **config) -> EmotionPipeline:

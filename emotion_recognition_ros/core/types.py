@@ -45,3 +45,6 @@ class PipelineResult:
     batch: torch.Tensor | None = None  # network input of all faces, for a later explanation
     heatmaps: np.ndarray | None = None  # (N, S, S) CAM maps when explain=True (core/explain.py)
     heatmap_classes: list[int] = field(default_factory=list)  # the class each heatmap explains
+    # (layer name, its output on `batch`) from the classifier's fp32 forward (Classifier.layer_output), which the
+    # explainer reuses rather than running the layers below its layer again
+    layer_output: tuple[str, torch.Tensor] | None = None

@@ -16,6 +16,7 @@ import torch
 from .. import model_io
 from ..config import BACKENDS
 from ..device import resolve_device
+from ..explain import resolve_layer
 from ..prior_correction import prior_log_offset
 from ..preprocess import gray_batch, normalize
 from .onnx_runtime import _ASK, OnnxRuntimeBackend, available_providers, onnxruntime_providers
@@ -63,11 +64,14 @@ class Classifier:
     """
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", warmup: bool = True,
-                 backend: str = "auto", threads: int = 1):
+                 backend: str = "auto", threads: int = 1, keep_layer: str | None = None):
         self._auto = str(device).strip().lower() == "auto"
         self._backend_spec = backend
         self._threads = threads
         model, self.meta = model_io.load_model(model_path or None, "cpu")
+        # keep_layer (a layer name or stride, as explain_layer): each predict also keeps that layer's output
+        # (layer_output), which the explainer reuses instead of running the layers below it again
+        self.kept_layer = resolve_layer(model, keep_layer)[0] if keep_layer else None
         self.class_names = list(self.meta.class_names)
         self.prior_correction = 0.0
         target = resolve_device(device)
@@ -93,16 +97,26 @@ class Classifier:
     def _use(self, model: torch.nn.Module, device: torch.device) -> None:
         # The backend first: a configuration that cannot run must fail before the model is moved anywhere.
         self.backend = resolve_backend(self._backend_spec, device)
-        self._torch = TorchBackend(model, device, cpu_fallback=self._auto)
+        if getattr(self, "_torch", None) is not None:  # a second start (CUDA failed): one hook on the model
+            self._torch.release()
+        self._torch = TorchBackend(model, device, cpu_fallback=self._auto,
+                                   keep_layer=self.kept_layer if self.backend == "torch" else None)
         self._run = self._torch
         if self.backend == "onnxruntime":
             providers = onnxruntime_providers(device, available_providers())
             self._run = OnnxRuntimeBackend(self.model, self.meta.input_size, self.meta.in_chans, self._threads,
-                                           providers)
+                                           providers, self.kept_layer)
 
     @property
     def model(self) -> torch.nn.Module:
         return self._torch.model
+
+    @property
+    def layer_output(self) -> tuple[str, torch.Tensor] | None:
+        """(kept_layer, its output) from the last predict, where the backend ran it in fp32 (any ONNX Runtime
+        session, torch on the CPU); None otherwise."""
+        out = getattr(self._run, "layer_output", None)
+        return None if out is None or self.kept_layer is None else (self.kept_layer, out)
 
     @property
     def device(self) -> torch.device:

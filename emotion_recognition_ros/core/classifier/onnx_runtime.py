@@ -56,17 +56,33 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def export_onnx(model: torch.nn.Module, input_size: int, in_chans: int) -> bytes:
+class _WithLayer(torch.nn.Module):
+    """The model, returning (logits, the output of its module `layer`)."""
+
+    def __init__(self, model: torch.nn.Module, layer: str):
+        super().__init__()
+        self.model, self._kept = model, None
+        model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: setattr(self, "_kept", out))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(x), self._kept
+
+
+def export_onnx(model: torch.nn.Module, input_size: int, in_chans: int, keep_layer: str | None = None) -> bytes:
     """The model as an ONNX graph (fp32, input `image`, output `logits`, dynamic batch), exported from a CPU copy
     in memory (the caller's model keeps its device, dtype and memory format). training/export.py writes it to a
-    file."""
+    file. `keep_layer`: a module name whose output the graph also returns, as a second output `layer` (the
+    explainer reuses it instead of running the layers below again)."""
     cpu_model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32, memory_format=torch.contiguous_format).eval()
+    outputs = ["logits"] + (["layer"] if keep_layer else [])
+    if keep_layer:
+        cpu_model = _WithLayer(cpu_model, keep_layer)
     example = torch.zeros(1, in_chans, input_size, input_size)
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is deprecated
         warnings.simplefilter("ignore")
         torch.onnx.export(cpu_model, (example,), buffer, dynamo=False, input_names=["image"],
-                          output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                          output_names=outputs, dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
                           opset_version=17)
     return buffer.getvalue()
 
@@ -77,7 +93,7 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, model: torch.nn.Module, input_size: int, in_chans: int, threads: int,
-                 providers: Sequence | None = None):
+                 providers: Sequence | None = None, keep_layer: str | None = None):
         import onnxruntime as ort  # optional dependency (see onnxruntime_available): imported only where used
 
         options = ort.SessionOptions()
@@ -88,7 +104,9 @@ class OnnxRuntimeBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
         providers = list(providers or ["CPUExecutionProvider"])
-        self.session = ort.InferenceSession(export_onnx(model, input_size, in_chans), options, providers=providers)
+        self.session = ort.InferenceSession(export_onnx(model, input_size, in_chans, keep_layer), options,
+                                            providers=providers)
+        self.layer_output: torch.Tensor | None = None  # keep_layer's output in the last call (fp32, CPU)
         self._input = self.session.get_inputs()[0].name
         wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
         if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in self.session.get_providers():
@@ -103,4 +121,6 @@ class OnnxRuntimeBackend:
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         # the graph is fp32; a CUDA fp16 batch comes back to the host first (one copy of N x 96 x 96 values)
         pixels = batch.detach().to("cpu", torch.float32).numpy()
-        return self.session.run(None, {self._input: np.ascontiguousarray(pixels)})[0]
+        outputs = self.session.run(None, {self._input: np.ascontiguousarray(pixels)})
+        self.layer_output = torch.from_numpy(outputs[1]) if len(outputs) > 1 else None
+        return outputs[0]

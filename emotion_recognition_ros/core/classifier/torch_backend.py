@@ -20,9 +20,24 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, cpu_fallback: bool = False):
+    def __init__(self, model: torch.nn.Module, device: torch.device, cpu_fallback: bool = False,
+                 keep_layer: str | None = None):
         self.cpu_fallback = cpu_fallback
+        self.layer_output: torch.Tensor | None = None  # keep_layer's output in the last call (fp32 only)
+        self._hook = None
+        if keep_layer:  # a reference, not a copy; fp16 (CUDA) outputs are not kept: the explainer works in fp32
+            def keep(_module, _inputs, output) -> None:
+                if isinstance(output, torch.Tensor) and output.dtype == torch.float32:
+                    self.layer_output = output
+            keep.keeps_layer_output = True  # a function, which deepcopy shares: copies of the model drop it
+            self._hook = model.get_submodule(keep_layer).register_forward_hook(keep)
         self.place(model, device)
+
+    def release(self) -> None:
+        """Remove the keep_layer hook (the model is handed to another backend object)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
     def place(self, model: torch.nn.Module, device: torch.device) -> None:
         self.device = device
@@ -46,6 +61,7 @@ class TorchBackend:
 
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> np.ndarray:
+        self.layer_output = None
         return self.model(batch).float().cpu().numpy()
 
 
