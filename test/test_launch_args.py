@@ -15,7 +15,10 @@ import yaml
 
 from conftest import REPO
 
-launch = pytest.importorskip("launch", reason="the launch package is not installed")
+# `launch.actions`, not `launch`: without the launch package, `import launch` finds this repository's own launch/
+# folder as a namespace package (a fresh clone without ../shared/ros2-tools failed to collect here, 2026-12-06).
+pytest.importorskip("launch.actions", reason="the launch package is not installed (no ../shared/ros2-tools at "
+                    "make setup and no system ROS 2)")
 
 from launch import LaunchContext  # noqa: E402
 from launch.actions import DeclareLaunchArgument  # noqa: E402
