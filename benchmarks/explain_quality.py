@@ -19,6 +19,15 @@ Protocol (docs/node.md, "Heatmaps"):
     the Most Relevant pixels are imputed First (HIGHER is better; `morf20` = 20%) and when the Least Relevant are
     (LOWER is better). Blur, not ROAD's noisy linear imputation: one sparse solve per face and percentile was too
     slow for 2 shared cores; the ranking of candidates is what is compared, each against the same baselines.
+  - ROAD as pytorch-grad-cam defines it (`--road`; Rong et al., ICML 2022, `pytorch_grad_cam.metrics.road`): its
+    RemoveMostRelevantFirst / RemoveLeastRelevantFirst thresholds (a pixel is removed when its map value is at or
+    above the map's q-th percentile, q = 20, 40, 60, 80 as in pytorch-grad-cam's ROAD tutorial; LeRF the same on
+    1 - map) and its NoisyLinearImputer (each removed pixel the weighted mean of its 8 neighbours, one sparse solve
+    per face, noise 0.01, torch seed 0), on the network input. Scored with the same p as above: `road_morf` = mean
+    drop of p over the four thresholds when the most relevant pixels are removed (HIGHER is better), `road_lerf`
+    = the same for the least relevant (LOWER is better), `road_combined` = (road_morf - road_lerf) / 2 (pytorch-
+    grad-cam's ROADCombined, HIGHER is better). 30-60 ms per imputation on one core: 200 faces and six maps took
+    10 min of CPU (13.5 min wall on 2 shared cores, 2026-12-06), so it is off by default.
   - Baselines every candidate must beat, scored the same way: the candidate's own mean map over the face set
     (`<candidate>/mean`, a fixed map with the same average shape), a centred Gaussian (sigma a quarter of the side)
     and a random map (uniform noise per face, seeded). Ties within a map (e.g. zero regions) are broken by a fixed
@@ -33,10 +42,16 @@ Protocol (docs/node.md, "Heatmaps"):
 - Cost: CPU, one thread, seconds per face for batches of 1, 2 and 4 (median of `--repeats` calls each), this
   explainer and the explainer before issue 27 (pytorch-grad-cam's GradCAM at conv_head, `LegacyGradCam`).
 
+`--road-only` scores the faithfulness measures (ROAD included) of the candidates, their mean maps and the
+baselines, without the top-2 maps, the sanity check and the cost.
+
 Usage (choice on Valid, then Test ONCE with the chosen default, the old map and the baselines):
   scripts/run python -m benchmarks.explain_quality --split FER2013Valid --out docs/explain/valid
   scripts/run python -m benchmarks.explain_quality --split FER2013Test --candidates hirescam@blocks.2 \\
       gradcam@conv_head --out docs/explain/test
+ROAD added later for the chosen default, the old map and the baselines on the same Test faces:
+  scripts/run python -m benchmarks.explain_quality --split FER2013Test --candidates hirescam@blocks.2 \\
+      gradcam@conv_head --road-only --out docs/explain/test_road
 """
 from __future__ import annotations
 
@@ -130,6 +145,30 @@ class Scorer:
             out[f"lerf{tag}"] = float(np.mean(self.base - self.p(
                 self._masked(order, f, self.batch, self.blur, most_first=False))))
         return out
+
+
+ROAD_PERCENTILES = (20, 40, 60, 80)
+
+
+def road(scorer: Scorer, maps: np.ndarray) -> dict[str, float]:
+    """pytorch-grad-cam's ROAD (MoRF and LeRF with noisy linear imputation) at ROAD_PERCENTILES, as drops of p."""
+    from pytorch_grad_cam.metrics.perturbation_confidence import RemoveLeastRelevantFirst, RemoveMostRelevantFirst
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+
+    torch.manual_seed(0)  # the imputer's noise
+    x = scorer.batch.float().contiguous()
+    out: dict[str, float] = {}
+    for tag, kind in (("morf", RemoveMostRelevantFirst), ("lerf", RemoveLeastRelevantFirst)):
+        drops = []
+        for q in ROAD_PERCENTILES:
+            perturb = kind(q, NoisyLinearImputer())
+            imputed = torch.stack([perturb(x[i], torch.from_numpy(np.ascontiguousarray(maps[i], np.float32)))
+                                   for i in range(len(x))])
+            drops.append(float(np.mean(scorer.base - scorer.p(imputed))))
+            out[f"road_{tag}_q{q}"] = drops[-1]
+        out[f"road_{tag}"] = float(np.mean(drops))
+    out["road_combined"] = (out["road_morf"] - out["road_lerf"]) / 2
+    return out
 
 
 def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -233,8 +272,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--candidates", nargs="+", default=list(DEFAULT_CANDIDATES), help="method@layer")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--road", action="store_true", help="also pytorch-grad-cam's ROAD (slow: see the protocol)")
+    ap.add_argument("--road-only", action="store_true",
+                    help="faithfulness with ROAD only: no top-2 maps, sanity check or cost")
     ap.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = ap.parse_args(argv)
+    args.road = args.road or args.road_only
     set_threads(args.threads)
 
     classifier = Classifier(None, "cpu", backend="onnxruntime", threads=args.threads)  # the node's CPU backend
@@ -251,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def add(name: str, maps: np.ndarray, extra: dict | None = None) -> None:
         t = time.time()
-        rows[name] = {**scorer.score(maps), **(extra or {})}
+        rows[name] = {**scorer.score(maps), **(road(scorer, maps) if args.road else {}), **(extra or {})}
         print(f"{name}: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in rows[name].items()})}"
               f" ({time.time() - t:.0f} s)", flush=True)
 
@@ -262,16 +305,18 @@ def main(argv: list[str] | None = None) -> dict:
         with CamExplainer(net, method, layer) as explainer:
             maps = explain_in_chunks(explainer, batch, classes)
             grid = tuple(explainer.cams(batch[:1], [0]).shape[-2:])
-            second = explain_in_chunks(explainer, batch, top2)
+            second = None if args.road_only else explain_in_chunks(explainer, batch, top2)
         mean_map = maps.mean(0)
         ref = maps[: args.sanity_faces]
         extra = {"grid": f"{grid[0]}x{grid[1]}", "r_mean": float(np.mean(pearson_rows(maps, np.repeat(
-            mean_map[None], len(maps), 0)))), "r_top12": float(np.nanmean(pearson_rows(maps, second))),
-            "sanity_rank_corr": sanity(net, method, layer, batch[: args.sanity_faces],
-                                       classes[: args.sanity_faces], ref)}
+            mean_map[None], len(maps), 0))))}
+        if not args.road_only:
+            extra.update({"r_top12": float(np.nanmean(pearson_rows(maps, second))),
+                          "sanity_rank_corr": sanity(net, method, layer, batch[: args.sanity_faces],
+                                                     classes[: args.sanity_faces], ref)})
         add(f"{method}@{layer}", maps, extra)
         add(f"{method}@{layer}/mean", np.repeat(mean_map[None], len(maps), 0))
-    timing = cost(net, batch, parsed, args.repeats)
+    timing = {} if args.road_only else cost(net, batch, parsed, args.repeats)
     report = {
         "protocol": __doc__.split("Usage")[0].strip(),
         "split": args.split, "faces": len(batch), "first_face": names[0], "last_face": names[-1],
@@ -289,6 +334,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def markdown(report: dict) -> str:
     cols = ("deletion_auc", "insertion_auc", "morf20", "lerf20", "morf50", "r_mean", "r_top12")
+    if any("road_morf" in row for row in report["rows"].values()):
+        cols += ("road_morf", "road_lerf", "road_combined")
     lines = [f"FER+ {report['split']}, first {report['faces']} faces with a majority emotion label "
              f"({report['first_face']}..{report['last_face']}), model {report['model']}, {report['date']}; "
              f"`{report['command']}`", "",
@@ -298,6 +345,8 @@ def markdown(report: dict) -> str:
         vals = " | ".join(f"{row[c]:.3f}" if c in row else "" for c in cols)
         san = " / ".join(f"{v:.2f}" for v in row.get("sanity_rank_corr", {}).values())
         lines.append(f"| {name} | {row.get('grid', '')} | {vals} | {san} |")
+    if not report["cost"]:
+        return "\n".join(lines) + "\n"
     lines += ["", "Cost, ms per face, CPU one thread (median):", "", "| explainer | batch 1 | batch 2 | batch 4 |",
               "|---|---|---|---|"]
     for name, c in report["cost"].items():

@@ -483,10 +483,11 @@ class CamExplainer:
         return np.nan_to_num(maps.float().cpu().numpy())
 
     def close(self) -> None:
-        """Remove the forward hook on the explained copy. Idempotent."""
+        """Remove the forward hook on the explained copy and drop the ONNX Runtime session. Idempotent."""
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        self._ort, self._ort_pending = None, False
 
     def __enter__(self) -> "CamExplainer":
         return self
