@@ -61,10 +61,14 @@ def _module_constants(tree: ast.Module) -> dict[str, str]:
 def generated_arguments() -> set[str]:
     """The launch arguments ros/launch_args.py declares from the emotion node's table (test_launch_args.py
     checks them)."""
-    from emotion_recognition_ros.ros.launch_args import DEPRECATED_ARGUMENTS, TRANSPORTS_ARGUMENT
     from emotion_recognition_ros.ros.params import EMOTION_NODE_PARAMETERS
 
-    return {*EMOTION_NODE_PARAMETERS, *DEPRECATED_ARGUMENTS, TRANSPORTS_ARGUMENT}
+    # Read from the source, not imported: launch_args imports the launch package, which a clone without
+    # ../shared/ros2-tools lacks, and this test checks the launch files without it.
+    tree = ast.parse((REPO / "emotion_recognition_ros" / "ros" / "launch_args.py").read_text())
+    values = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) and t.id in ("DEPRECATED_ARGUMENTS", "TRANSPORTS_ARGUMENT")}
+    return {*EMOTION_NODE_PARAMETERS, *values["DEPRECATED_ARGUMENTS"], values["TRANSPORTS_ARGUMENT"]}
 
 
 def _console_scripts() -> set[str]:
