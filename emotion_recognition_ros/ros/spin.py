@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Callable, NoReturn
 
 import rclpy
@@ -44,13 +45,26 @@ def _exit_now(code: int, why: str) -> None:
     os._exit(code)
 
 
+# One Ctrl-C on `ros2 launch` arrives twice: the terminal signals the whole process group, and launch then
+# forwards SIGINT to each process it started. A second signal this soon after the first is that echo, not a
+# user insisting (in benchmarks/dds_stress.py's launch mode, 2 of 100 recorders took the echo as "second signal,
+# exiting" and left their bag unclosed, 2026-12-06).
+ECHO_S = 1.0
+
+
 def _interrupt_within(grace_s: float):
     def interrupt(signum, frame) -> None:
         # A second signal while we finish (closing a bag, tearing down DDS) ends the process at once, and so
         # does a finish that takes longer than grace_s (worker threads busy on a loaded machine: the emotion node
         # once took 43 s at load 12 on 2 cores).
+        first = time.monotonic()
+
+        def again(_sig, _frame) -> None:
+            if time.monotonic() - first >= ECHO_S:
+                _exit_now(128 + signum, "second signal")
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: _exit_now(128 + signum, "second signal"))
+            signal.signal(sig, again)
         watchdog = threading.Timer(grace_s, _exit_now, (128 + signum, f"still finishing {grace_s:g} s after the signal"))
         watchdog.daemon = True
         watchdog.start()
@@ -60,8 +74,9 @@ def _interrupt_within(grace_s: float):
 
 
 def stop_on_signals(grace_s: float = 10.0, before_exit: Callable[[], None] | None = None) -> None:
-    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread; a second one, or `grace_s` seconds without
-    having finished, exits at once, after `before_exit` (e.g. killing the processes this one started).
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread; a second one (ECHO_S or more after the
+    first), or `grace_s` seconds without having finished, exits at once, after `before_exit` (e.g. killing the
+    processes this one started).
 
     Set explicitly: a process started in the background by a shell (or by a `ros2 launch` that was) inherits an
     ignored SIGINT, and rclpy's own handler then only wakes executors, so the node ran on; `ros2 launch` and
