@@ -13,8 +13,8 @@ CHILD = """
 import sys, time
 from emotion_recognition_ros.ros.spin import stop_on_signals
 stop_on_signals(grace_s=20.0)
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside the try: the test signals as soon as it reads this
     while True:
         time.sleep(0.05)
 except KeyboardInterrupt:
