@@ -179,13 +179,9 @@ class Driver:
             self.executor.spin_once(timeout_sec=min(left, 0.05))
 
     def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while not predicate():
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            self.executor.spin_once(timeout_sec=min(left, 0.05))
-        return True
+        from emotion_recognition_ros.ros.spin import spin_until
+
+        return spin_until(self.executor, predicate, timeout)
 
     def wait_for_node(self, proc: NodeUnderTest, timeout: float = STARTUP_TIMEOUT) -> None:
         """Until the node under test subscribes to our frames and publishes to our result topic."""

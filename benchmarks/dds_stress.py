@@ -26,6 +26,7 @@ Results: one JSON line per start in benchmarks/results/dds_stress_<mode>_<UTC ti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -101,32 +102,49 @@ def _stop(process, name: str, result: dict) -> None:
                              or "garbage collection still running" in log}
 
 
-def trial_processes(out: Path) -> dict:
+@contextlib.contextmanager
+def counting_reader(name: str, msg_type, topic: str):
+    """(node, executor, count) of a node in its own rclpy context counting `topic`'s messages with sensor-data QoS
+    (as the emotion node subscribes); destroyed explicitly and in order at the end, never by the garbage
+    collector (issue 28)."""
     import rclpy
-    from emotion_msgs.msg import EmotionArray
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
 
+    count = [0]
+    context = Context()
+    rclpy.init(context=context, args=[])
+    node = rclpy.create_node(name, context=context)
+    sub = node.create_subscription(msg_type, topic, lambda _m: count.__setitem__(0, count[0] + 1),
+                                   qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        yield node, executor, count
+    finally:
+        executor.remove_node(node)
+        node.destroy_subscription(sub)
+        node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown(context=context)
+
+
+def trial_processes(out: Path) -> dict:
+    from emotion_msgs.msg import EmotionArray
+
+    with counting_reader("stress_watcher", EmotionArray, "/emotion") as (watcher, executor, answers):
+        return _trial_processes(out, watcher, executor, answers)
+
+
+def _trial_processes(out: Path, watcher, executor, answers: list[int]) -> dict:
+    from emotion_recognition_ros.ros.spin import spin_until
     from emotion_recognition_ros.tools.processes import NodeProcess
 
     result: dict = {"missing": [], "t": {}, "stops": {}}
-    answers = [0]
-    context = Context()
-    rclpy.init(context=context, args=[])
-    watcher = rclpy.create_node("stress_watcher", context=context)
-    sub = watcher.create_subscription(EmotionArray, "/emotion", lambda _m: answers.__setitem__(0, answers[0] + 1),
-                                      qos_profile_sensor_data)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(watcher)
 
     def wait(predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            executor.spin_once(timeout_sec=0.05)
-        return predicate()
+        return spin_until(executor, predicate, timeout)
 
     def others(topic: str) -> int:
         return sum(i.node_name != "stress_watcher" for i in watcher.get_subscriptions_info_by_topic(topic))
@@ -174,12 +192,6 @@ def trial_processes(out: Path) -> dict:
             else:
                 result["missing"] += [f"recorder: bag has no {t}" for t in
                                       ("/image_raw", "/camera_info", "/emotion", "/diagnostics") if not counts.get(t)]
-        # Explicitly, in order (issue 28): never leave a participant to the garbage collector.
-        executor.remove_node(watcher)
-        watcher.destroy_subscription(sub)
-        watcher.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown(context=context)
     return result
 
 
@@ -222,23 +234,16 @@ def trial_launch(out: Path) -> dict:
 def trial_loss(out: Path, size: str) -> dict:
     """The camera (reliable, depth 5, as shipped) offers LOSS_FRAMES frames at 30 fps to a best-effort reader
     (sensor-data QoS, as the node subscribes) in this process, which deserializes each; how many arrive."""
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
+    with counting_reader("loss_reader", Image, "/image_raw") as (_reader, executor, received):
+        return _trial_loss(out, size, executor, received)
+
+
+def _trial_loss(out: Path, size: str, executor, received: list[int]) -> dict:
     from emotion_recognition_ros.tools.processes import NodeProcess
 
     width, height = (int(v) for v in size.split("x"))
-    received = [0]
-    context = Context()
-    rclpy.init(context=context, args=[])
-    reader = rclpy.create_node("loss_reader", context=context)
-    sub = reader.create_subscription(Image, "/image_raw", lambda _m: received.__setitem__(0, received[0] + 1),
-                                     qos_profile_sensor_data)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(reader)
     camera = NodeProcess([sys.executable, "-m", "emotion_recognition_ros.ros.image_source_node", "--ros-args",
                           "-p", f"max_frames:={LOSS_FRAMES}", "-p", "rate:=30.0", "-p", f"width:={width}",
                           "-p", f"height:={height}", "-p", "wait_for_subscribers:=1"], out / "image_source.log")
@@ -258,11 +263,6 @@ def trial_loss(out: Path, size: str) -> dict:
         result["received"] = received[0]
     finally:
         _stop(camera, "image_source", result)
-        executor.remove_node(reader)
-        reader.destroy_subscription(sub)
-        reader.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown(context=context)
     return result
 
 

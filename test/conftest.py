@@ -4,7 +4,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -86,13 +85,10 @@ def executor(ros_context):
 
 
 def spin_until(executor, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Spin `executor` until `predicate()` is true or `timeout` seconds pass; returns the predicate."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        executor.spin_once(timeout_sec=0.05)
-    return predicate()
+    """ros/spin.py's spin_until, imported when first used (rclpy only after the transport default above)."""
+    from emotion_recognition_ros.ros.spin import spin_until as spin
+
+    return spin(executor, predicate, timeout)
 
 
 @pytest.fixture(scope="session")

@@ -150,6 +150,17 @@ def exit_releasing_dds(code: int, timeout: float = TEARDOWN_TIMEOUT_S) -> NoRetu
     os._exit(code)
 
 
+def spin_until(executor, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Spin `executor` until `predicate()` is true or `timeout` seconds pass; returns the predicate (the tests'
+    and the DDS benchmarks' one way to wait on DDS without a sleep that could hide a stall)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=min(max(deadline - time.monotonic(), 0.0), 0.05))
+    return bool(predicate())
+
+
 def spin_until_done(program: str, make_node: Callable[[], object], errors: tuple[type[BaseException], ...],
                     args: list[str] | None = None, grace_s: float = 10.0) -> int:
     """Start rclpy (init_with_signals), build the node and spin it until it is done or stopped; `errors`
