@@ -88,7 +88,10 @@ def _camera(context: LaunchContext) -> list:
         overrides,
         # The node (and with record:=true the recorder) first: discovery takes seconds, and frames published
         # before would reach no one.
-        {"wait_for_subscribers": 2 if record else 1, "wait_for_info_subscribers": 1 if record else 0},
+        # The recorder subscribes to `emotion` only once it has discovered the node's publisher: wait for that too,
+        # or the answers to the first frames miss the bag (2 of 100 short launches in benchmarks.dds_stress).
+        {"wait_for_subscribers": 2 if record else 1, "wait_for_info_subscribers": 1 if record else 0,
+         "wait_for_topics": "emotion" if record else ""},
     ])]
 
 

@@ -57,6 +57,9 @@ PARAMETERS: dict[str, ParamSpec] = {
     "wait_for_info_subscribers": ParamSpec(0, "Also hold frames until this many subscriptions match the camera info "
                                            "topic (a recorder: its bag then has every frame's camera info)",
                                            (0, 100)),
+    "wait_for_topics": ParamSpec("", "Also hold frames until each of these topics (comma-separated; relative names "
+                                 "resolve in this node's namespace) has a subscription: a recorder's 'emotion', so "
+                                 "the answers to the first frames are recorded too"),
     "seed": ParamSpec(0, "Random seed of the synthetic scenes", (0, 2**31 - 1), read_only=True),
     "faces_per_frame": ParamSpec(2, "Faces per synthetic scene", (1, 6), read_only=True),
     "hold_frames": ParamSpec(15, "Frames each synthetic scene stays on screen", (1, 100000), read_only=True),
@@ -140,6 +143,7 @@ class ImageSourceNode(Node):
         wanted = {self.params["image_topic"]: (self.image_pub, self.params["wait_for_subscribers"]),
                   self.params["camera_info_topic"]: (self.info_pub, self.params["wait_for_info_subscribers"])}
         short = {topic: n for topic, (pub, n) in wanted.items() if pub.get_subscription_count() < n}
+        short.update({topic: 1 for topic in self._other_topics() if self.count_subscribers(topic) < 1})
         if short and not self._waiting_logged:
             waits = ", ".join(f"{n} subscriber(s) on {topic}" for topic, n in short.items())
             self.get_logger().info(f"waiting for {waits}")
@@ -148,10 +152,14 @@ class ImageSourceNode(Node):
         if short:
             self._diagnose_wait(short, wanted)
             return False
-        if not any(n for _, n in wanted.values()):
+        if not any(n for _, n in wanted.values()) and not self._other_topics():
             return True
         self._matched_at = time.monotonic()
         return False
+
+    def _other_topics(self) -> list[str]:
+        """wait_for_topics: topics this node does not publish that must have a subscription before frame one."""
+        return [t.strip() for t in self.params["wait_for_topics"].split(",") if t.strip()]
 
     def _diagnose_wait(self, short: dict[str, int], wanted: dict) -> None:
         """After DIAGNOSE_AFTER_S of waiting (and every REDIAGNOSE_S after), one warning per topic saying which
@@ -162,6 +170,10 @@ class ImageSourceNode(Node):
             return
         self._diagnosed_at = now
         for topic, n in short.items():
+            if topic not in wanted:  # a wait_for_topics entry: we do not publish it, so no QoS to compare
+                self.get_logger().warning(f"missing peer: {topic}: no subscription after {now - self._waiting_since:.0f}"
+                                          " s (wait_for_topics): is the recorder running, in this namespace?")
+                continue
             pub = wanted[topic][0]
             self.get_logger().warning("missing peer: " + diagnose(self, topic, "subscriber", n,
                                                                   pub.get_subscription_count(), pub.qos_profile,
