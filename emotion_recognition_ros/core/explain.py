@@ -300,10 +300,11 @@ def _conv_transpose(g: torch.Tensor, conv: nn.Conv2d, padding: Sequence[int], si
 
 
 def _same_padding(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int, int, int]:
-    """timm's Conv2dSame padding (TensorFlow's SAME) of `x`: left, right, top, bottom."""
-    (ih, iw), (kh, kw), (sh, sw), (dh, dw) = x.shape[-2:], conv.kernel_size, conv.stride, conv.dilation
-    pad_h = max((-(-int(ih) // sh) - 1) * sh + (kh - 1) * dh + 1 - int(ih), 0)
-    pad_w = max((-(-int(iw) // sw) - 1) * sw + (kw - 1) * dw + 1 - int(iw), 0)
+    """timm's Conv2dSame padding (TensorFlow's SAME) of `x`, by timm's own arithmetic: left, right, top, bottom."""
+    from timm.layers.padding import get_same_padding
+
+    pad_h, pad_w = (get_same_padding(int(size), k, s, d) for size, k, s, d in
+                    zip(x.shape[-2:], conv.kernel_size, conv.stride, conv.dilation))
     return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
 
 
