@@ -80,6 +80,12 @@ def _closed_counts(log: str) -> dict[str, int] | None:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"(/\S+) (\d+)", found[-1])}
 
 
+# What a stop that did not return by itself leaves in its log: ros/spin.py's Python deadlines, and faulthandler's
+# C watchdog (the one that fires when DDS blocks holding the GIL), which prints "Timeout (0:00:05)!" and _exit(1)s.
+OVERRAN_IN_LOG = re.compile(r"teardown still running|garbage collection still running|still finishing .* after the "
+                            r"signal|^Timeout \(\d+:\d\d:\d\d(\.\d+)?\)!", re.MULTILINE)
+
+
 def _stop(process, name: str, result: dict) -> None:
     t0 = time.monotonic()
     last = None  # the signal that ended it: past SIGINT is a stop that did not return by itself
@@ -98,8 +104,8 @@ def _stop(process, name: str, result: dict) -> None:
     process.stop()
     log = process.log_path.read_text(errors="replace") if process.log_path.exists() else ""
     result["stops"][name] = {"s": round(time.monotonic() - t0, 2), "code": process.proc.returncode,
-                             "killed": last not in (None, signal.SIGINT), "teardown_overran": "teardown still running" in log
-                             or "garbage collection still running" in log}
+                             "killed": last not in (None, signal.SIGINT),
+                             "teardown_overran": bool(OVERRAN_IN_LOG.search(log))}
 
 
 @contextlib.contextmanager
