@@ -41,6 +41,14 @@ def test_records_images_and_emotions_with_definitions(ros_context, executor, tmp
         executor.add_node(node)
     # The camera waits for two subscribers (responder + recorder), so no frame is published unseen.
     assert spin_until(executor, lambda: source.done and recorder.counts.get("/emotion", 0) >= 10, timeout=20)
+    assert set(recorder.missing_peers()) == {"/unused"}
+    # A camera that sent its frames and left is not a missing peer (only what never delivered is).
+    executor.remove_node(source)
+    source.destroy_node()
+    image_sub = recorder._topic_subscriptions["/image_raw"]
+    assert spin_until(executor, lambda: image_sub.get_publisher_count() == 0, timeout=10)
+    assert set(recorder.missing_peers()) == {"/unused"}
+    assert recorder.missing_peers()["/unused"].startswith("/unused: 0 of 1 publisher(s) matched")
     assert recorder.close() == bag
     assert recorder.counts["/image_raw"] == 10
     # Asked for, never published: said at close, with the reason.
