@@ -159,7 +159,7 @@ class BagRecorder(Node):
     def missing_peers(self) -> dict[str, str]:
         """Each requested topic with no matched publisher that has never delivered a message, with ros/peers.py's
         one line. A publisher that came, sent and left is not missing: a camera's 1 s burst of 20 frames was
-        called 'missing' after it ended in 10 of 100 stress starts (benchmarks/dds_stress.py, 2026-12-07)."""
+        called 'missing' after it ended in 9 of the 10 starts kept from a stress run (benchmarks/dds_stress.py, 2026-12-07)."""
         waited = time.monotonic() - self.started
         lines = {}
         for topic in self.params["topics"]:
